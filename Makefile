@@ -1,0 +1,77 @@
+# The two commands: `make run` serves the portal against the local cloud; `make test` passes
+# the whole suite. Both set everything up first, on a fresh Debian machine with Python 3.11+.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+export DJANGO_SETTINGS_MODULE ?= portal.settings.local
+export PYTHONWARNINGS ?= ignore::DeprecationWarning
+PORTAL_CLOUD_QUEUE ?= cloud.primary
+# The portal drives the devcloud unless another cloud is configured.
+USE_DEVCLOUD := $(if $(filter-out devcloud-admin,$(OS_CLOUD)),,yes)
+
+.PHONY: help setup venv services chromium devcloud devcloud-down migrate demo run worker beat \
+        test test-unit lock vendor bench clean
+
+help:
+	@echo "make run    set up and serve the portal on http://127.0.0.1:8000"
+	@echo "make test   set up and run the whole test suite"
+	@echo "make worker / make beat / make devcloud / make devcloud-down / make lock / make bench"
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $@
+
+venv: $(BIN)/.installed
+
+services:
+	@scripts/ensure-services.sh
+
+chromium:
+	@scripts/ensure-chromium.sh
+
+devcloud:
+	@if [ -x devcloud/devcloud ]; then devcloud/devcloud up; else echo "no devcloud/ in this checkout"; fi
+
+devcloud-down:
+	@if [ -x devcloud/devcloud ]; then devcloud/devcloud down; fi
+
+setup: venv services
+	@if [ -n "$(USE_DEVCLOUD)" ]; then $(MAKE) --no-print-directory devcloud; fi
+
+migrate: setup
+	$(BIN)/python manage.py migrate --noinput -v0
+
+demo: migrate
+	$(BIN)/python manage.py ensure_demo_admin
+
+run: demo
+	@PORTAL_CLOUD_QUEUE=$(PORTAL_CLOUD_QUEUE) scripts/run.sh
+
+worker: venv
+	$(BIN)/celery -A portal worker -l info -Q default,$(PORTAL_CLOUD_QUEUE) --concurrency 4
+
+beat: venv
+	$(BIN)/celery -A portal beat -l info
+
+test: setup chromium
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: venv services
+	$(BIN)/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
+
+lock: venv
+	$(BIN)/uv pip compile -q --python $(BIN)/python pyproject.toml --extra test -o requirements.lock
+
+vendor:
+	scripts/vendor-static.sh
+
+bench: setup
+	@for b in bench/*.py; do [ -e "$$b" ] && $(BIN)/python "$$b"; done; true
+
+clean:
+	rm -rf $(VENV) var/staticfiles .pytest_cache

@@ -1,0 +1,24 @@
+import pytest
+
+pytest_plugins = [
+    "tests.fixtures.users",
+    "tests.fixtures.celery_worker",
+]
+
+
+@pytest.fixture(autouse=True)
+def _clean_cloud_connections():
+    """Connections are cached per process; tests that switch clouds must not share them."""
+    yield
+    from portal.cloud.connection import connection_cache_clear
+
+    connection_cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The cache is a real Redis database; allauth keeps rate limits in it, so each test starts empty."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
