@@ -3,6 +3,7 @@ import pytest
 pytest_plugins = [
     "tests.fixtures.users",
     "tests.fixtures.celery_worker",
+    "tests.fixtures.allocations",
 ]
 
 

@@ -203,3 +203,16 @@ LOGGING = {
         "stevedore": {"level": "WARNING"},
     },
 }
+
+# --- Allocations (Jetstream2's rules; every period configurable) ------------------------
+PORTAL_MIN_RUNWAY_HOURS = env.int("PORTAL_MIN_RUNWAY_HOURS", default=24)
+PORTAL_GRACE_DAYS = env.int("PORTAL_GRACE_DAYS", default=10)  # disabled -> servers shelved
+PORTAL_REMOVAL_DAYS = env.int("PORTAL_REMOVAL_DAYS", default=30)  # disabled -> everything deleted
+PORTAL_METER_INTERVAL = env.int("PORTAL_METER_INTERVAL", default=3600)  # seconds between meter runs
+PORTAL_KEYSTONE_DOMAIN = env("PORTAL_KEYSTONE_DOMAIN", default="Default")
+PORTAL_PROJECT_PREFIX = env("PORTAL_PROJECT_PREFIX", default="alloc")
+PORTAL_MEMBER_ROLE = env("PORTAL_MEMBER_ROLE", default="member")
+CELERY_BEAT_SCHEDULE["meter-allocations"] = {
+    "task": "allocations.tasks.meter_allocations", "schedule": float(PORTAL_METER_INTERVAL)}
+CELERY_BEAT_SCHEDULE["enforce-allocations"] = {
+    "task": "allocations.tasks.enforce_allocations", "schedule": float(PORTAL_METER_INTERVAL)}

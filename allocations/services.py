@@ -1,0 +1,177 @@
+"""Writes about allocations: requests, review decisions, membership.
+
+Anything that must reach Keystone is done by a task (see provisioning.py), enqueued on commit.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from portal import services as portal_services
+
+from . import notifications
+from .models import (Allocation, AllocationStatus, LedgerEntry, LedgerKind, Membership, MembershipRole)
+
+REVIEWABLE = (AllocationStatus.REQUESTED, AllocationStatus.UNDER_REVIEW)
+RUNNING = (AllocationStatus.ACTIVE, AllocationStatus.EXHAUSTED, AllocationStatus.EXPIRED)
+
+
+@transaction.atomic
+def allocation_request(*, pi, title: str, kind: str, requested_sus: Decimal, justification: str,
+                       start_date: date, end_date: date, storage_gb: int = 1000) -> Allocation:
+    if end_date <= start_date:
+        raise ValidationError({"end_date": "The end date must be after the start date."})
+    allocation = Allocation.objects.create(
+        pi=pi, title=title, kind=kind, requested_sus=requested_sus, justification=justification,
+        start_date=start_date, end_date=end_date, storage_gb=storage_gb)
+    Membership.objects.create(allocation=allocation, user=pi, role=MembershipRole.PI)
+    return allocation
+
+
+def allocation_start_review(*, allocation: Allocation, reviewer) -> Allocation:
+    if allocation.status == AllocationStatus.REQUESTED:
+        allocation.status = AllocationStatus.UNDER_REVIEW
+        allocation.reviewer = reviewer
+        allocation.save(update_fields=["status", "reviewer", "updated_at"])
+    return allocation
+
+
+def _project_name(allocation: Allocation) -> str:
+    slug = slugify(allocation.title)[:40] or "allocation"
+    return f"{settings.PORTAL_PROJECT_PREFIX}-{allocation.pk}-{slug}-{secrets.token_hex(3)}"
+
+
+@transaction.atomic
+def allocation_approve(*, allocation: Allocation, reviewer, awarded_sus: Decimal, start_date: date,
+                       end_date: date, note: str = "", existing_project_id: str = ""):
+    """Award the SUs and enqueue the provisioning of the OpenStack project; returns the operation."""
+    from . import tasks
+
+    allocation = Allocation.objects.select_for_update().get(pk=allocation.pk)
+    if allocation.status not in REVIEWABLE:
+        raise ValidationError(f"Only a requested allocation can be approved; this one is "
+                              f"{allocation.get_status_display().lower()}.")
+    if end_date <= start_date:
+        raise ValidationError("The end date must be after the start date.")
+    allocation.status = AllocationStatus.APPROVED
+    allocation.awarded_sus = awarded_sus
+    allocation.start_date, allocation.end_date = start_date, end_date
+    allocation.reviewer, allocation.reviewed_at, allocation.decision_note = reviewer, timezone.now(), note
+    allocation.openstack_project_id = existing_project_id or allocation.openstack_project_id
+    allocation.openstack_project_name = allocation.openstack_project_name or _project_name(allocation)
+    allocation.save()
+    if not allocation.clouds.exists():
+        from .models import Cloud
+        primary = Cloud.objects.filter(is_primary=True).first()
+        if primary:
+            allocation.clouds.add(primary)
+    LedgerEntry.objects.create(allocation=allocation, kind=LedgerKind.AWARD, sus=awarded_sus,
+                               note=f"Awarded by {reviewer}", user=reviewer)
+    operation = portal_services.operation_create(kind="allocation.provision", target=f"allocation:{allocation.pk}",
+                                                 user=reviewer)
+    portal_services.status_row_enqueue(row=operation, task=tasks.provision_allocation)
+    return operation
+
+
+@transaction.atomic
+def allocation_reject(*, allocation: Allocation, reviewer, note: str) -> Allocation:
+    if allocation.status not in REVIEWABLE:
+        raise ValidationError("Only a requested allocation can be rejected.")
+    if not note.strip():
+        raise ValidationError("Say why the request is rejected; the PI is emailed this note.")
+    allocation.status = AllocationStatus.REJECTED
+    allocation.reviewer, allocation.reviewed_at, allocation.decision_note = reviewer, timezone.now(), note
+    allocation.save()
+    transaction.on_commit(lambda: notifications.notify_rejected(allocation))
+    return allocation
+
+
+@transaction.atomic
+def allocation_add_sus(*, allocation: Allocation, sus: Decimal, by, note: str = "") -> LedgerEntry:
+    if sus <= 0:
+        raise ValidationError("Add a positive number of SUs.")
+    entry = LedgerEntry.objects.create(allocation=allocation, kind=LedgerKind.AWARD, sus=sus,
+                                       note=note or f"Supplement by {by}", user=by)
+    allocation.awarded_sus = (allocation.awarded_sus or Decimal(0)) + sus
+    allocation.save(update_fields=["awarded_sus", "updated_at"])
+    _reenable_if_eligible(allocation)
+    return entry
+
+
+@transaction.atomic
+def allocation_extend(*, allocation: Allocation, end_date: date, by) -> Allocation:
+    if end_date <= allocation.end_date:
+        raise ValidationError(f"The new end date must be after {allocation.end_date}.")
+    allocation.end_date = end_date
+    allocation.save(update_fields=["end_date", "updated_at"])
+    _reenable_if_eligible(allocation)
+    return allocation
+
+
+def _reenable_if_eligible(allocation: Allocation) -> None:
+    """An exhausted or expired allocation that has SUs and time again is usable again."""
+    from . import tasks
+
+    if allocation.status not in (AllocationStatus.EXHAUSTED, AllocationStatus.EXPIRED):
+        return
+    if allocation.balance() <= 0 or allocation.end_date < timezone.localdate():
+        return
+    allocation.status = AllocationStatus.ACTIVE
+    allocation.disabled_at = allocation.shelved_at = None
+    allocation.warned_10_at = allocation.warned_25_at = None
+    allocation.save()
+    transaction.on_commit(lambda: tasks.restore_quotas.delay(allocation.pk))
+
+
+@transaction.atomic
+def allocation_close(*, allocation: Allocation, by, note: str = ""):
+    from . import tasks
+
+    if allocation.status == AllocationStatus.CLOSED:
+        raise ValidationError("The allocation is already closed.")
+    allocation.status = AllocationStatus.CLOSED
+    allocation.disabled_at = allocation.disabled_at or timezone.now()
+    if note:
+        allocation.decision_note = f"{allocation.decision_note}\n{note}".strip()
+    allocation.save()
+    if allocation.openstack_project_id:
+        operation = portal_services.operation_create(kind="allocation.close", target=f"allocation:{allocation.pk}",
+                                                     user=by)
+        portal_services.status_row_enqueue(row=operation, task=tasks.close_allocation)
+        return operation
+    return None
+
+
+@transaction.atomic
+def membership_add(*, allocation: Allocation, user, role: str = MembershipRole.MEMBER, by=None) -> Membership:
+    from . import tasks
+
+    if allocation.status in (AllocationStatus.CLOSED, AllocationStatus.REJECTED):
+        raise ValidationError("Members cannot be added to a closed or rejected allocation.")
+    membership, created = Membership.objects.get_or_create(allocation=allocation, user=user,
+                                                           defaults={"role": role})
+    if not created:
+        raise ValidationError(f"{user.email} is already a member.")
+    if allocation.openstack_project_id:
+        transaction.on_commit(lambda: tasks.grant_membership.delay(membership.pk))
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, by) -> None:
+    from . import tasks
+
+    if membership.role == MembershipRole.PI:
+        raise ValidationError("The PI cannot be removed from their own allocation.")
+    project_id = membership.allocation.openstack_project_id
+    user_id = membership.user_id
+    membership.delete()
+    if project_id:
+        transaction.on_commit(lambda: tasks.revoke_membership.delay(project_id, user_id))
