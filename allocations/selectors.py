@@ -1,10 +1,16 @@
 """Reads about allocations, always from the point of view of a user (membership is the gate)."""
 from __future__ import annotations
 
-from django.db.models import QuerySet
-from django.http import Http404
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
 
-from .models import Allocation, AllocationStatus, Membership
+from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.http import Http404
+from django.utils import timezone
+
+from .models import Allocation, AllocationStatus, LedgerEntry, LedgerKind, Membership
 
 
 def allocation_list_for_user(*, user) -> QuerySet[Allocation]:
@@ -37,3 +43,65 @@ def allocation_get_for_project(*, user, project_id: str) -> Allocation:
 
 def membership_get(*, user, allocation: Allocation) -> Membership | None:
     return Membership.objects.filter(user=user, allocation=allocation).first()
+
+
+# --- Balance, burn rate and usage, all computed from the ledger in a few queries ----------
+
+
+
+BURN_WINDOW_DAYS = 7
+
+
+@dataclass(frozen=True)
+class AllocationSummary:
+    awarded: Decimal
+    used: Decimal
+    balance: Decimal
+    burn_per_day: Decimal
+    runs_out_on: date | None
+
+    @property
+    def percent_used(self) -> int:
+        return min(100, round(100 * self.used / self.awarded)) if self.awarded > 0 else 0
+
+
+def allocation_summary(*, allocation: Allocation) -> AllocationSummary:
+    since = timezone.now() - timedelta(days=BURN_WINDOW_DAYS)
+    totals = allocation.ledger.aggregate(
+        awarded=Sum("sus", filter=Q(kind=LedgerKind.AWARD)),
+        adjusted=Sum("sus", filter=Q(kind=LedgerKind.ADJUSTMENT)),
+        used=Sum("sus", filter=Q(kind=LedgerKind.USAGE)),
+        recent=Sum("sus", filter=Q(kind=LedgerKind.USAGE, period_end__gte=since)),
+    )
+    awarded = (totals["awarded"] or Decimal(0)) + (totals["adjusted"] or Decimal(0))
+    used = -(totals["used"] or Decimal(0))
+    burn = (-(totals["recent"] or Decimal(0)) / BURN_WINDOW_DAYS).quantize(Decimal("0.01"))
+    balance = awarded - used
+    runs_out = None
+    if burn > 0 and balance > 0:
+        runs_out = timezone.localdate() + timedelta(days=int(balance / burn))
+    return AllocationSummary(awarded=awarded, used=used, balance=balance, burn_per_day=burn, runs_out_on=runs_out)
+
+
+def allocation_daily_usage(*, allocation: Allocation, days: int = 30) -> list[tuple[date, Decimal]]:
+    """SUs used per day over the last `days` days (days without usage included as zero)."""
+    today = timezone.localdate()
+    start = today - timedelta(days=days - 1)
+    rows = (allocation.ledger.filter(kind=LedgerKind.USAGE, period_end__date__gte=start)
+            .annotate(day=TruncDate("period_end")).values("day").annotate(sus=Sum("sus")))
+    by_day = {r["day"]: -r["sus"] for r in rows}
+    return [(start + timedelta(days=i), by_day.get(start + timedelta(days=i), Decimal(0))) for i in range(days)]
+
+
+def allocation_member_usage(*, allocation: Allocation) -> list[dict]:
+    """Each member with their role and SUs used; usage from outside the portal as its own row."""
+    used = dict(allocation.ledger.filter(kind=LedgerKind.USAGE).values("user_id").annotate(sus=Sum("sus"))
+                .values_list("user_id", "sus"))
+    members = [{"membership": m, "user": m.user, "sus": -(used.pop(m.user_id, None) or Decimal(0))}
+               for m in allocation.memberships.select_related("user").order_by("role", "user__email")]
+    outside = -sum((v for v in used.values()), Decimal(0))
+    return members + ([{"membership": None, "user": None, "sus": outside}] if outside else [])
+
+
+def ledger_page(*, allocation: Allocation):
+    return LedgerEntry.objects.filter(allocation=allocation).select_related("user").order_by("-created_at", "-id")

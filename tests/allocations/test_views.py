@@ -1,0 +1,112 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from allocations.models import Allocation, ApplicationCredential, LedgerEntry
+from portal.cloud.quotas import QuotaUse
+from tests.factories import UserFactory
+from tests.fixtures.allocations import make_allocation
+
+pytestmark = pytest.mark.django_db
+
+
+def test_allocations_page_shows_balance_burn_rate_and_run_out_date(user_client, allocation):
+    now = timezone.now()
+    LedgerEntry.objects.create(allocation=allocation, kind="usage", sus=Decimal(-700), resource_id="a",
+                               resource_name="vm", period_start=now - timedelta(hours=1), period_end=now)
+    body = user_client.get(reverse("allocations:list")).content.decode()
+    assert "Protein folding" in body and "9,300 of 10,000 SUs" in body
+    assert "100.0 SUs/day" in body
+    assert str(timezone.localdate() + timedelta(days=93)) in body
+
+
+def test_detail_shows_members_usage_chart_and_ledger(user_client, allocation, user):
+    now = timezone.now()
+    LedgerEntry.objects.create(allocation=allocation, kind="usage", sus=Decimal(-40), resource_id="a",
+                               resource_name="analysis-vm", flavor="m3.quad", state="ACTIVE", su_rate=4,
+                               period_start=now - timedelta(hours=10), period_end=now, user=user)
+    LedgerEntry.objects.create(allocation=allocation, kind="usage", sus=Decimal(-2), resource_id="b",
+                               resource_name="cli-vm", period_start=now - timedelta(hours=1), period_end=now)
+    body = user_client.get(reverse("allocations:detail", args=[allocation.pk])).content.decode()
+    assert "analysis-vm" in body and "m3.quad" in body and "<polyline" in body
+    assert "outside the portal" in body and "9,958 SUs" in body
+
+
+def test_quota_panel_reads_the_cloud_through_the_gateway(user_client, allocation, monkeypatch):
+    monkeypatch.setattr("portal.cloud.quotas.project_quota_usage",
+                        lambda project_id: [QuotaUse("vCPUs", 12, 150), QuotaUse("Floating IPs", 1, 10)])
+    body = user_client.get(reverse("allocations:quota", args=[allocation.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert "12 of 150" in body and "Floating IPs" in body
+
+
+def test_request_form_keeps_input_and_explains_bad_dates(user_client):
+    today = timezone.localdate()
+    response = user_client.post(reverse("allocations:request"), {
+        "title": "Genomics", "kind": "research_cpu", "requested_sus": "5000", "storage_gb": "500",
+        "start_date": today.isoformat(), "end_date": (today - timedelta(days=3)).isoformat(),
+        "justification": "Alignments."})
+    body = response.content.decode()
+    assert response.status_code == 200 and "The end date must be after the start date." in body
+    assert 'value="Genomics"' in body and "Alignments." in body
+    assert not Allocation.objects.exists()
+
+
+def test_request_form_creates_a_request_for_review(user_client, user):
+    today = timezone.localdate()
+    response = user_client.post(reverse("allocations:request"), {
+        "title": "Genomics", "kind": "research_gpu", "requested_sus": "5000", "storage_gb": "500",
+        "start_date": today.isoformat(), "end_date": (today + timedelta(days=90)).isoformat(),
+        "justification": "Alignments."}, follow=True)
+    allocation = Allocation.objects.get()
+    assert allocation.pi == user and allocation.status == "requested"
+    assert "waiting for an administrator" in response.content.decode()
+
+
+def test_a_pi_adds_a_member_by_email_and_an_unknown_email_is_explained(user_client, allocation):
+    colleague = UserFactory(email="colleague@university.example")
+    user_client.post(reverse("allocations:member_add", args=[allocation.pk]), {"email": colleague.email, "role": "member"})
+    assert allocation.memberships.filter(user=colleague).exists()
+    response = user_client.post(reverse("allocations:member_add", args=[allocation.pk]),
+                                {"email": "nobody@else.example", "role": "member"}, follow=True)
+    assert "No portal account uses nobody@else.example" in response.content.decode()
+
+
+def test_a_plain_member_cannot_change_members(client, allocation):
+    member = UserFactory()
+    allocation.memberships.create(user=member, role="member")
+    client.force_login(member)
+    response = client.post(reverse("allocations:member_add", args=[allocation.pk]), {"email": member.email})
+    assert response.status_code == 403
+
+
+def test_a_non_member_gets_404_from_every_allocation_url(client, allocation):
+    outsider = UserFactory()
+    client.force_login(outsider)
+    membership = allocation.memberships.get()
+    cred = ApplicationCredential.objects.create(user=allocation.pi, allocation=allocation, keystone_id="k1", name="x")
+    urls = [
+        ("get", reverse("allocations:detail", args=[allocation.pk])),
+        ("get", reverse("allocations:quota", args=[allocation.pk])),
+        ("post", reverse("allocations:member_add", args=[allocation.pk])),
+        ("post", reverse("allocations:member_remove", args=[allocation.pk, membership.pk])),
+        ("get", reverse("allocations:credential_download", args=[cred.pk, "clouds.yaml"])),
+        ("post", reverse("allocations:credential_delete", args=[cred.pk])),
+    ]
+    for method, url in urls:
+        assert getattr(client, method)(url).status_code == 404, url
+    assert "Protein folding" not in client.get(reverse("allocations:list")).content.decode()
+    assert "Protein folding" not in client.get(reverse("allocations:credentials")).content.decode()
+
+
+def test_list_page_query_count_does_not_grow_with_allocations(user_client, user, django_assert_max_num_queries):
+    for i in range(3):
+        make_allocation(pi=user, project_id=f"p{i}", title=f"A{i}")
+    with django_assert_max_num_queries(20) as few:
+        user_client.get(reverse("allocations:list"))
+    for i in range(3, 12):
+        make_allocation(pi=user, project_id=f"p{i}", title=f"A{i}")
+    with django_assert_max_num_queries(len(few.captured_queries) + 9):
+        user_client.get(reverse("allocations:list"))
