@@ -4,6 +4,7 @@ pytest_plugins = [
     "tests.fixtures.users",
     "tests.fixtures.celery_worker",
     "tests.fixtures.allocations",
+    "tests.fixtures.cloud_allocations",
 ]
 
 

@@ -1,0 +1,142 @@
+"""Allocations against the real local cloud: Keystone projects, quotas, roles, credentials,
+metering of real servers and enforcement that really shelves and deletes them."""
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import openstack
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from allocations import charging, enforcement, metering
+from allocations.models import Allocation, KeystoneIdentity, LedgerEntry
+from portal.cloud import usage
+from portal.cloud.connection import connection_get
+from tests.factories import UserFactory
+from tests.fixtures.celery_worker import wait_for
+from tests.fixtures.cloud_allocations import remove_project
+
+pytestmark = pytest.mark.integration
+
+
+def boot(project_id: str, flavor: str, name: str):
+    conn = connection_get(project_id=project_id)
+    server = conn.compute.create_server(
+        name=name, flavor_id=conn.compute.find_flavor(flavor, ignore_missing=False).id,
+        image_id=conn.image.find_image("Featured-Ubuntu24", ignore_missing=False).id, networks="none")
+    return conn.compute.wait_for_server(server, status="ACTIVE", wait=120, interval=1)
+
+
+def nova_status(project_id: str, server_id: str) -> str:
+    server = connection_get(project_id=project_id).compute.find_server(server_id, ignore_missing=True)
+    return server.status if server else "GONE"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_approval_in_django_admin_creates_the_project_with_quotas_and_roles(
+        devcloud, celery_worker_process, client):
+    pi = UserFactory()
+    staff = UserFactory(username="reviewer", is_staff=True, is_superuser=True)
+    today = timezone.localdate()
+    client.force_login(pi)
+    client.post(reverse("allocations:request"), {
+        "title": "Ocean models", "kind": "research_cpu", "requested_sus": "20000", "storage_gb": "750",
+        "start_date": today.isoformat(), "end_date": (today + timedelta(days=180)).isoformat(),
+        "justification": "Ensembles."})
+    allocation = Allocation.objects.get(title="Ocean models")
+
+    client.force_login(staff)
+    changelist = reverse("admin:allocations_allocation_changelist")
+    form_page = client.post(changelist, {"action": "approve", "_selected_action": [allocation.pk]})
+    assert form_page.status_code == 200 and "Awarded SUs" in form_page.content.decode()
+    client.post(changelist, {"action": "approve", "_selected_action": [allocation.pk], "apply": "Approve",
+                             "awarded_sus": "15000", "start_date": today.isoformat(),
+                             "end_date": (today + timedelta(days=180)).isoformat(), "note": "Welcome."})
+    try:
+        wait_for(lambda: Allocation.objects.get(pk=allocation.pk).status == "active", timeout=90,
+                 message="the worker to provision the allocation")
+        allocation.refresh_from_db()
+        assert allocation.balance() == Decimal(15000)
+
+        admin = connection_get()
+        project = admin.identity.get_project(allocation.openstack_project_id)
+        assert project.is_enabled and project.name == allocation.openstack_project_name
+        compute = admin.compute.get_quota_set(project.id)
+        assert (compute.cores, compute.ram, compute.instances) == (150, 585 * 1024, 150)
+        assert admin.network.get_quota(project.id).floating_ips == 10
+        assert admin.block_storage.get_quota_set(project.id).gigabytes == 750
+
+        pi_keystone = KeystoneIdentity.objects.get(user=pi).keystone_user_id
+        roles = {a.role["name"] for a in admin.identity.role_assignments(
+            scope_project_id=project.id, user_id=pi_keystone, include_names=True)}
+        assert "member" in roles
+    finally:
+        remove_project(allocation)
+
+
+@pytest.mark.django_db
+def test_credentials_page_clouds_yaml_works_with_openstacksdk_on_the_same_project(
+        cloud_allocation, client, tmp_path):
+    client.force_login(cloud_allocation.pi)
+    page = client.post(reverse("allocations:credentials"), {
+        "allocation": cloud_allocation.pk, "name": "laptop", "expires_in_days": "30"})
+    body = page.content.decode()
+    assert "Download clouds.yaml" in body, body[-2000:]
+    link = re.search(r'href="(/credentials/\d+/clouds.yaml)"', body).group(1)
+    clouds_yaml = tmp_path / "clouds.yaml"
+    clouds_yaml.write_bytes(client.get(link).content)
+
+    # As a CLI user would: openstacksdk with nothing but the downloaded file.
+    region = openstack.config.OpenStackConfig(config_files=[str(clouds_yaml)]).get_one(
+        cloud=cloud_allocation.openstack_project_name)
+    conn = openstack.connection.Connection(config=region)
+    server = conn.compute.create_server(
+        name="from-the-cli", flavor_id=conn.compute.find_flavor("m3.tiny", ignore_missing=False).id,
+        image_id=conn.image.find_image("Featured-Ubuntu24", ignore_missing=False).id, networks="none")
+    conn.compute.wait_for_server(server, status="ACTIVE", wait=120, interval=1)
+
+    seen_by_portal = {s.id for s in usage.server_usage_list(project_id=cloud_allocation.openstack_project_id)}
+    assert {s.id for s in conn.compute.servers()} == seen_by_portal == {server.id}
+    conn.close()
+
+
+@pytest.mark.django_db
+def test_meter_charges_real_servers_by_flavor_and_state(cloud_allocation):
+    server = boot(cloud_allocation.openstack_project_id, "m3.quad", "quad")
+    created = usage.server_usage_list(project_id=cloud_allocation.openstack_project_id)[0].created_at
+
+    metering.allocation_meter(allocation=cloud_allocation, now=created + timedelta(hours=10))
+    assert cloud_allocation.balance() == Decimal(10000 - 40)
+
+    conn = connection_get(project_id=cloud_allocation.openstack_project_id)
+    conn.compute.suspend_server(server)
+    conn.compute.wait_for_server(server, status="SUSPENDED", wait=60, interval=1)
+    metering.allocation_meter(allocation=cloud_allocation, now=created + timedelta(hours=14))
+    metering.allocation_meter(allocation=cloud_allocation, now=created + timedelta(hours=14))
+    assert cloud_allocation.balance() == Decimal(10000 - 40) - Decimal("0.75") * 4 * 4
+    assert LedgerEntry.objects.filter(allocation=cloud_allocation, kind="usage").count() == 2
+
+
+@pytest.mark.django_db
+def test_exhaustion_refuses_launches_then_shelves_then_deletes_real_servers(cloud_allocation, mailoutbox):
+    project_id = cloud_allocation.openstack_project_id
+    server = boot(project_id, "m3.small", "doomed")
+    LedgerEntry.objects.create(allocation=cloud_allocation, kind="usage", sus=Decimal(-10000), resource_id="bulk")
+    start = timezone.now()
+
+    enforcement.allocations_enforce(now=start)
+    cloud_allocation.refresh_from_db()
+    assert cloud_allocation.status == "exhausted"
+    with pytest.raises(charging.InsufficientBalance, match="no new instances"):
+        charging.preflight_launch(allocation=cloud_allocation, flavor_name="m3.tiny", vcpus=1)
+    assert connection_get().compute.get_quota_set(project_id).instances == 0
+
+    enforcement.allocations_enforce(now=start + timedelta(days=10))
+    wait_for(lambda: nova_status(project_id, server.id) in ("SHELVED", "SHELVED_OFFLOADED"), timeout=90,
+             message="Nova to shelve the server")
+
+    enforcement.allocations_enforce(now=start + timedelta(days=30))
+    wait_for(lambda: nova_status(project_id, server.id) == "GONE", timeout=90, message="the server to be deleted")
+    assert [m.subject.split("] ")[-1].split(":")[0] for m in mailoutbox] == [
+        "Allocation disabled", "Shelving instances", "Deleting resources"]
