@@ -23,3 +23,5 @@ STORAGES = {
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# Concurrent test runs on one machine (e.g. two checkouts) each need their own database.
+DATABASES["default"]["TEST"] = {"NAME": env("PORTAL_TEST_DB", default="test_portal")}  # noqa: F405
