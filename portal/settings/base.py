@@ -216,3 +216,18 @@ CELERY_BEAT_SCHEDULE["meter-allocations"] = {
     "task": "allocations.tasks.meter_allocations", "schedule": float(PORTAL_METER_INTERVAL)}
 CELERY_BEAT_SCHEDULE["enforce-allocations"] = {
     "task": "allocations.tasks.enforce_allocations", "schedule": float(PORTAL_METER_INTERVAL)}
+
+# --- Instances and volumes (instances/) --------------------------------------------------
+PORTAL_SYNC_INTERVAL = env.float("PORTAL_SYNC_INTERVAL", default=10.0)  # seconds between mirror syncs
+PORTAL_SYNC_FULL_INTERVAL = env.int("PORTAL_SYNC_FULL_INTERVAL", default=300)  # full pass catches deletions
+PORTAL_SYNC_CLOCK_SKEW = env.int("PORTAL_SYNC_CLOCK_SKEW", default=5)
+PORTAL_SYNC_SOON_SECONDS = env.int("PORTAL_SYNC_SOON_SECONDS", default=2)  # pages in flux sync this often
+PORTAL_LAUNCH_MAX_COUNT = env.int("PORTAL_LAUNCH_MAX_COUNT", default=10)
+PORTAL_LAUNCH_DEADLINE = env.int("PORTAL_LAUNCH_DEADLINE", default=600)  # seconds a server may stay in BUILD
+PORTAL_LAUNCH_ATTEMPTS = env.int("PORTAL_LAUNCH_ATTEMPTS", default=3)
+PORTAL_LAUNCH_STALE_SECONDS = env.int("PORTAL_LAUNCH_STALE_SECONDS", default=120)  # then a launch is re-enqueued
+PORTAL_ACTION_DEADLINE = env.int("PORTAL_ACTION_DEADLINE", default=300)
+CELERY_BEAT_SCHEDULE["instances-sync"] = {"task": "instances.tasks.sync_all_projects",
+                                          "schedule": PORTAL_SYNC_INTERVAL}
+CELERY_BEAT_SCHEDULE["instances-resume-stale-launches"] = {"task": "instances.tasks.resume_stale_launches",
+                                                           "schedule": 60.0}

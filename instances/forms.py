@@ -1,0 +1,165 @@
+"""Forms: parse and validate input; never touch the ORM or the cloud."""
+from __future__ import annotations
+
+import yaml
+from django import forms
+from django.conf import settings
+from django.core.validators import RegexValidator
+
+from .models import gpu_share_label
+from .services.keys import public_key_fingerprint
+
+name_validator = RegexValidator(
+    r"^[A-Za-z][A-Za-z0-9-]*$", "Use letters, digits and hyphens, starting with a letter (it becomes the hostname).")
+FLAVOR_GROUPS = {"cpu": "CPU", "large_memory": "Large memory", "gpu": "GPU (NVIDIA A100)"}
+IMAGE_GROUPS = {"featured": "Featured", "project": "Your project's images", "shared": "Shared with you"}
+
+
+def validate_boot_script(text: str) -> None:
+    """A boot script is cloud-init user data: a #cloud-config YAML mapping or a #! script."""
+    if len(text.encode()) > 48 * 1024:
+        raise forms.ValidationError("The boot script is too long (at most 48 KB).")
+    first = text.lstrip().split("\n", 1)[0].strip()
+    if first.startswith("#!"):
+        return
+    if first == "#cloud-config":
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark else ""
+            raise forms.ValidationError(f"The cloud-config is not valid YAML{where}.")
+        if data is not None and not isinstance(data, dict):
+            raise forms.ValidationError("A cloud-config must be a YAML mapping (keys and values).")
+        return
+    raise forms.ValidationError("Start the boot script with “#cloud-config” (YAML) or “#!” (a shell script).")
+
+
+def flavor_label(f) -> str:
+    label = f"{f.name} — {f.vcpus} vCPU, {f.ram_mb // 1024} GB RAM, {f.disk_gb} GB disk"
+    if f.is_gpu:
+        label += f", {gpu_share_label(f.gpu_fraction)}" + (f" ({f.gpu_memory_gb} GB GPU memory)" if f.gpu_memory_gb else "")
+    return label
+
+
+class LaunchForm(forms.Form):
+    name = forms.CharField(max_length=50, validators=[name_validator])
+    image = forms.ChoiceField()
+    flavor = forms.ChoiceField()
+    count = forms.IntegerField(min_value=1, initial=1)
+    root_disk_gb = forms.IntegerField(required=False, min_value=1, max_value=2000, label="Root disk size (GB)",
+                                      help_text="Leave empty to use the flavor's disk; larger boots from a new volume.")
+    ssh_key = forms.ChoiceField(required=False, label="SSH key")
+    new_key_name = forms.CharField(required=False, max_length=64, label="…or upload a key: name")
+    new_public_key = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                                     label="Public key")
+    security_groups = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
+                                                help_text="None picked: “default” and an “ssh-icmp” group.")
+    network = forms.ChoiceField(required=False)
+    user_data = forms.CharField(required=False, label="Boot script", widget=forms.Textarea(attrs={"rows": 5}),
+                                validators=[validate_boot_script],
+                                help_text="cloud-init user data: “#cloud-config” YAML or a “#!” shell script.")
+    assign_floating_ip = forms.BooleanField(required=False, label="Assign a public IP")
+
+    def __init__(self, *args, options: dict, keys, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.options = options
+        self.fields["count"].validators.append(_max(settings.PORTAL_LAUNCH_MAX_COUNT))
+        self.fields["count"].widget.attrs.update(min=1, max=settings.PORTAL_LAUNCH_MAX_COUNT)
+        self.fields["image"].choices = [("", "Choose an image")] + [
+            (IMAGE_GROUPS[g], [(i.id, i.name) for i in options["images"] if i.group == g]) for g in IMAGE_GROUPS
+            if any(i.group == g for i in options["images"])]
+        self.fields["flavor"].choices = [("", "Choose a flavor")] + [
+            (FLAVOR_GROUPS[g], [(f.id, flavor_label(f)) for f in options["flavors"] if f.family == g])
+            for g in FLAVOR_GROUPS if any(f.family == g for f in options["flavors"])]
+        self.fields["ssh_key"].choices = [("", "No key")] + [(str(k.pk), k.name) for k in keys]
+        self.fields["security_groups"].choices = [(g.name, g.name) for g in options["security_groups"]]
+        self.fields["network"].choices = [("", "Automatic")] + [(n.id, n.name) for n in options["networks"]]
+
+    def clean_new_public_key(self):
+        key = self.cleaned_data["new_public_key"].strip()
+        if key:
+            public_key_fingerprint(key)
+        return key
+
+    def clean(self):
+        data = super().clean()
+        if data.get("new_public_key") and not data.get("new_key_name"):
+            self.add_error("new_key_name", "Name the key you upload.")
+        flavor = self.flavor
+        size = data.get("root_disk_gb")
+        if flavor and size and size < flavor.disk_gb:
+            self.add_error("root_disk_gb", f"The flavor already has a {flavor.disk_gb} GB disk; pick more or leave empty.")
+        return data
+
+    @property
+    def flavor(self):
+        return next((f for f in self.options["flavors"] if f.id == self.cleaned_data.get("flavor")), None)
+
+    @property
+    def image(self):
+        return next((i for i in self.options["images"] if i.id == self.cleaned_data.get("image")), None)
+
+
+def _max(limit):
+    from django.core.validators import MaxValueValidator
+    return MaxValueValidator(limit, f"At most {limit} instances in one launch.")
+
+
+class ResizeForm(forms.Form):
+    flavor_id = forms.ChoiceField(label="New flavor")
+
+    def __init__(self, *args, flavors, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["flavor_id"].choices = [(f.id, flavor_label(f)) for f in flavors]
+
+
+class ImageCreateForm(forms.Form):
+    name = forms.CharField(max_length=100)
+
+
+class VolumeCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, validators=[name_validator])
+    size_gb = forms.IntegerField(min_value=1, max_value=10000, label="Size (GB)")
+    snapshot_id = forms.ChoiceField(required=False, label="From snapshot")
+    image_id = forms.ChoiceField(required=False, label="From image")
+
+    def __init__(self, *args, snapshots=(), images=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["snapshot_id"].choices = [("", "—")] + [(s.id, s.name or s.id) for s in snapshots]
+        self.fields["image_id"].choices = [("", "—")] + [(i.id, i.name) for i in images]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("snapshot_id") and data.get("image_id"):
+            raise forms.ValidationError("Pick a snapshot or an image, not both.")
+        return data
+
+
+class VolumeExtendForm(forms.Form):
+    size_gb = forms.IntegerField(min_value=1, max_value=10000, label="New size (GB)")
+
+
+class VolumeAttachForm(forms.Form):
+    server_id = forms.ChoiceField(label="Instance")
+
+    def __init__(self, *args, instances=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["server_id"].choices = [(i.server_id, i.name) for i in instances]
+
+
+class SSHKeyForm(forms.Form):
+    name = forms.CharField(max_length=64, validators=[RegexValidator(r"^[A-Za-z0-9_.-]+$", "Letters, digits, . _ -")])
+    public_key = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+
+    def clean_public_key(self):
+        key = self.cleaned_data["public_key"].strip()
+        public_key_fingerprint(key)
+        return key
+
+
+class SecurityGroupForm(forms.Form):
+    name = forms.CharField(max_length=64, validators=[RegexValidator(r"^[A-Za-z0-9_.-]+$", "Letters, digits, . _ -")])
+    description = forms.CharField(max_length=255, required=False)
+    allow_ssh = forms.BooleanField(required=False, initial=True, label="Allow SSH (22/tcp)")
+    allow_icmp = forms.BooleanField(required=False, initial=True, label="Allow ping (ICMP)")

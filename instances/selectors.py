@@ -1,0 +1,181 @@
+"""Reads for the instance and volume pages: from the mirror, gated by allocation membership."""
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+
+from allocations.selectors import allocation_list_for_user
+
+from .models import SETTLED_STATUSES, CloudAction, Instance, LaunchRequest, SSHKey, Volume
+
+SORTS = {"name": "name", "-name": "-name", "status": "status", "-status": "-status", "age": "-cloud_created_at",
+         "-age": "cloud_created_at", "flavor": "flavor_name", "-flavor": "-flavor_name"}
+
+
+def project_ids_for_user(*, user) -> list[str]:
+    return list(allocation_list_for_user(user=user).exclude(openstack_project_id="")
+                .values_list("openstack_project_id", flat=True))
+
+
+def instance_list_for_user(*, user, allocation=None, mine: bool = False, search: str = "",
+                           sort: str = "name") -> QuerySet[Instance]:
+    """Live instances in the user's projects (or one allocation's), made in the portal or not."""
+    qs = Instance.objects.filter(deleted_at__isnull=True, allocation__memberships__user=user)
+    if allocation is not None:
+        qs = qs.filter(allocation=allocation)
+    if mine:
+        qs = qs.filter(created_by=user)
+    if search:
+        qs = qs.filter(Q(name__icontains=search) | Q(server_id__startswith=search))
+    return qs.select_related("created_by", "allocation").order_by(SORTS.get(sort, "name"), "server_id")
+
+
+def instance_get_for_user(*, user, pk: int) -> Instance:
+    """The instance, or 404 if the user is not a member of its allocation."""
+    instance = (Instance.objects.filter(pk=pk, allocation__memberships__user=user)
+                .select_related("allocation", "created_by", "launch_request").first())
+    if instance is None:
+        raise Http404("No such instance.")
+    return instance
+
+
+def instances_in_flux(instances) -> bool:
+    return any(not i.is_settled for i in instances)
+
+
+def volume_list_for_user(*, user, allocation=None) -> QuerySet[Volume]:
+    qs = Volume.objects.filter(deleted_at__isnull=True, allocation__memberships__user=user)
+    if allocation is not None:
+        qs = qs.filter(allocation=allocation)
+    return qs.select_related("allocation").order_by("name", "volume_id")
+
+
+def volume_get_for_user(*, user, pk: int) -> Volume:
+    volume = Volume.objects.filter(pk=pk, allocation__memberships__user=user).select_related("allocation").first()
+    if volume is None:
+        raise Http404("No such volume.")
+    return volume
+
+
+def volumes_for_instance(*, instance: Instance) -> list[Volume]:
+    return [v for v in Volume.objects.filter(project_id=instance.project_id, deleted_at__isnull=True)
+            if instance.server_id in v.attached_server_ids]
+
+
+def launch_get_for_user(*, user, pk: int) -> LaunchRequest:
+    row = LaunchRequest.objects.filter(pk=pk, allocation__memberships__user=user).select_related(
+        "allocation", "requested_by").first()
+    if row is None:
+        raise Http404("No such launch.")
+    return row
+
+
+def action_list_for_target(*, target_id: str, limit: int = 50) -> list[CloudAction]:
+    return list(CloudAction.objects.filter(target_id=target_id).select_related("requested_by")[:limit])
+
+
+def action_get_for_user(*, user, pk: int) -> CloudAction:
+    row = CloudAction.objects.filter(pk=pk, allocation__memberships__user=user).first()
+    if row is None:
+        raise Http404("No such action.")
+    return row
+
+
+def actions_recent_for_user(*, user, limit: int = 10) -> list[CloudAction]:
+    return list(CloudAction.objects.filter(allocation__memberships__user=user).select_related("requested_by")
+                .order_by("-created_at")[:limit])
+
+
+def launches_building_for_user(*, user) -> list[LaunchRequest]:
+    return list(LaunchRequest.objects.filter(allocation__memberships__user=user, state__in=["queued", "running"])
+                .select_related("allocation").order_by("-created_at")[:20])
+
+
+def project_counts_for_user(*, user) -> list[dict]:
+    """Per allocation: instances, volumes, public IPs (from the mirror) and how many are building."""
+    allocations = allocation_list_for_user(user=user).exclude(openstack_project_id="").annotate(
+        n_instances=Count("instances", filter=Q(instances__deleted_at__isnull=True), distinct=True),
+        n_building=Count("instances", filter=Q(instances__deleted_at__isnull=True)
+                         & ~Q(instances__status__in=SETTLED_STATUSES), distinct=True),
+        n_volumes=Count("volumes", filter=Q(volumes__deleted_at__isnull=True), distinct=True),
+    )
+    floating = {}
+    for project_id, addresses in Instance.objects.filter(
+            deleted_at__isnull=True, allocation__memberships__user=user).values_list("project_id", "addresses"):
+        floating[project_id] = floating.get(project_id, 0) + sum(1 for a in addresses if a.get("kind") == "floating")
+    return [{"allocation": a, "instances": a.n_instances, "building": a.n_building, "volumes": a.n_volumes,
+             "floating_ips": floating.get(a.openstack_project_id, 0)} for a in allocations]
+
+
+def ssh_key_list_for_user(*, user) -> QuerySet[SSHKey]:
+    return SSHKey.objects.filter(user=user)
+
+
+def ssh_key_get_for_user(*, user, pk: int) -> SSHKey:
+    key = SSHKey.objects.filter(user=user, pk=pk).first()
+    if key is None:
+        raise Http404("No such key.")
+    return key
+
+
+# --- What the launch form offers (from the cloud, cached briefly) -------------------------------
+from dataclasses import dataclass  # noqa: E402
+
+from django.core.cache import cache  # noqa: E402
+
+from portal.cloud import compute, image, network  # noqa: E402
+
+
+@dataclass(frozen=True)
+class LaunchImage:
+    id: str
+    name: str
+    group: str  # featured, project, shared
+    min_disk_gb: int
+
+
+def flavor_list_cached() -> list[compute.Flavor]:
+    flavors = cache.get("instances:flavors")
+    if flavors is None:
+        flavors = compute.flavor_list()
+        cache.set("instances:flavors", flavors, 300)
+    return flavors
+
+
+def launch_options(*, allocation) -> dict:
+    """Images, flavors, networks and security groups the allocation's project can launch with."""
+    project_id = allocation.openstack_project_id
+    key = f"instances:launch-options:{project_id}"
+    options = cache.get(key)
+    if options is None:
+        images = [LaunchImage(id=i.id, name=i.name, group=i.group_for(project_id), min_disk_gb=i.min_disk_gb)
+                  for i in image.image_list(project_id=project_id)]
+        networks = [n for n in network.network_list(project_id=project_id) if not n.is_external]
+        options = {"images": images, "networks": networks,
+                   "security_groups": network.security_group_list(project_id=project_id)}
+        cache.set(key, options, 30)
+    return {**options, "flavors": flavor_list_cached()}
+
+
+def instance_console_url(*, instance) -> str:
+    return compute.server_console_url(project_id=instance.project_id, server_id=instance.server_id)
+
+
+def instance_console_log(*, instance) -> str:
+    return compute.server_console_log(project_id=instance.project_id, server_id=instance.server_id)
+
+
+def security_group_list(*, allocation):
+    return network.security_group_list(project_id=allocation.openstack_project_id)
+
+
+def floating_ip_list(*, allocation):
+    return network.floating_ip_list(project_id=allocation.openstack_project_id)
+
+
+def volume_create_options(*, allocation) -> dict:
+    from portal.cloud import block_storage
+
+    project_id = allocation.openstack_project_id
+    return {"snapshots": block_storage.snapshot_list(project_id=project_id),
+            "images": image.image_list(project_id=project_id)}

@@ -1,0 +1,204 @@
+"""Actions on servers: what is offered for a server's state and flavor, and running them."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from allocations.charging import preflight_launch
+from portal.cloud import compute, network
+from portal.cloud.errors import CloudError, NotFound
+from portal.services import status_row_enqueue, status_row_fail, status_row_start, status_row_succeed
+
+from ..models import ActionTarget, CloudAction, Instance
+from .sync import instance_refresh
+
+RUNNING = frozenset({"ACTIVE"})
+STOPPED = frozenset({"SHUTOFF"})
+SHELVED = frozenset({"SHELVED", "SHELVED_OFFLOADED"})
+
+
+class ActionNotAllowed(Exception):
+    """The action does not apply to the instance now; `str()` says why, for the page."""
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    label: str
+    from_statuses: frozenset
+    done_statuses: frozenset  # finished when Nova shows one of these and no task is running
+    confirm: str = ""  # a question to confirm with, for destructive actions
+    style: str = "outline-secondary"
+    gpu: bool = True  # offered for GPU flavors
+    whole_gpu: bool = True  # offered for whole-GPU flavors
+    when_locked: bool = False
+
+
+ANY = frozenset({"ACTIVE", "SHUTOFF", "SUSPENDED", "PAUSED", "SHELVED", "SHELVED_OFFLOADED", "ERROR",
+                 "VERIFY_RESIZE"})
+ACTIONS: dict[str, ActionSpec] = {
+    "start": ActionSpec("Start", STOPPED, RUNNING, style="outline-success"),
+    "stop": ActionSpec("Stop", RUNNING, STOPPED),
+    "reboot_soft": ActionSpec("Reboot", RUNNING, RUNNING),
+    "reboot_hard": ActionSpec("Hard reboot", RUNNING | STOPPED, RUNNING,
+                              confirm="Hard reboot cuts power to the instance. Continue?"),
+    "suspend": ActionSpec("Suspend", RUNNING, frozenset({"SUSPENDED"}), gpu=False),
+    "resume": ActionSpec("Resume", frozenset({"SUSPENDED"}), RUNNING),
+    "shelve": ActionSpec("Shelve", RUNNING | STOPPED | {"SUSPENDED"}, SHELVED,
+                         confirm="Shelving frees the instance's host; unshelving takes a few minutes. Continue?"),
+    "unshelve": ActionSpec("Unshelve", SHELVED, RUNNING, style="outline-success"),
+    "resize": ActionSpec("Resize", RUNNING | STOPPED, frozenset({"VERIFY_RESIZE"}), whole_gpu=False),
+    "resize_confirm": ActionSpec("Confirm resize", frozenset({"VERIFY_RESIZE"}), RUNNING | STOPPED,
+                                 style="outline-success"),
+    "resize_revert": ActionSpec("Revert resize", frozenset({"VERIFY_RESIZE"}), RUNNING | STOPPED),
+    "lock": ActionSpec("Lock", ANY, ANY),
+    "unlock": ActionSpec("Unlock", ANY, ANY, when_locked=True),
+    "image_create": ActionSpec("Create image", RUNNING | STOPPED, RUNNING | STOPPED),
+    "floating_ip_assign": ActionSpec("Assign public IP", RUNNING | STOPPED, RUNNING | STOPPED),
+    "floating_ip_release": ActionSpec("Release public IP", ANY, ANY, confirm="Release the public IP address?"),
+    "delete": ActionSpec("Delete", ANY | {"BUILD"}, frozenset(), style="outline-danger",
+                         confirm="Delete this instance? Its disk is destroyed and cannot be recovered."),
+}
+
+
+def action_refusal(*, instance: Instance, action: str) -> str:
+    """Why the action is not offered for this instance now, or "" if it is."""
+    spec = ACTIONS.get(action)
+    if spec is None:
+        return "There is no such action."
+    if instance.deleted_at:
+        return "The instance has been deleted."
+    if instance.is_locked and action != "unlock" and not spec.when_locked:
+        return "The instance is locked; unlock it first."
+    if action == "lock" and instance.is_locked or action == "unlock" and not instance.is_locked:
+        return "The instance is already " + ("locked." if instance.is_locked else "unlocked.")
+    if instance.status not in spec.from_statuses:
+        return f"{spec.label} is not possible while the instance is {instance.status.lower()}."
+    if instance.task_state and action != "delete":
+        return f"The instance is busy ({instance.task_state.replace('_', ' ')})."
+    if instance.is_gpu and not spec.gpu:
+        return f"{spec.label} is not available for GPU flavors."
+    if instance.is_whole_gpu and not spec.whole_gpu:
+        return f"{spec.label} is not available for whole-GPU flavors."
+    if action == "floating_ip_release" and not instance.floating_ips:
+        return "The instance has no public IP."
+    if action == "floating_ip_assign" and instance.floating_ips:
+        return "The instance already has a public IP."
+    return ""
+
+
+def actions_available(*, instance: Instance) -> list[tuple[str, ActionSpec]]:
+    return [(name, spec) for name, spec in ACTIONS.items() if not action_refusal(instance=instance, action=name)]
+
+
+def instance_act(*, user, instance: Instance, action: str, params: dict | None = None) -> CloudAction:
+    """Check the action applies, record it and enqueue it; refuses a second open action."""
+    from .. import tasks
+
+    params = dict(params or {})
+    if reason := action_refusal(instance=instance, action=action):
+        raise ActionNotAllowed(reason)
+    allocation = instance.allocation
+    if action == "resize":
+        flavor = compute.flavor_get(flavor_id=params.get("flavor_id", ""))
+        if flavor.name == instance.flavor_name:
+            raise ActionNotAllowed("Pick a flavor different from the current one.")
+        preflight_launch(allocation=allocation, flavor_name=flavor.name, vcpus=flavor.vcpus)
+        params.update(flavor_id=flavor.id, flavor_name=flavor.name)
+    elif action == "unshelve":
+        preflight_launch(allocation=allocation, flavor_name=instance.flavor_name, vcpus=instance.vcpus)
+    try:
+        with transaction.atomic():
+            row = CloudAction.objects.create(
+                allocation=allocation, project_id=instance.project_id, target_type=ActionTarget.SERVER,
+                target_id=instance.server_id, target_name=instance.name, action=action, params=params,
+                requested_by=user)
+            status_row_enqueue(row=row, task=tasks.action_run)
+    except IntegrityError:
+        raise ActionNotAllowed("Another action on this instance is still running; wait for it to finish.")
+    return row
+
+
+def _call(row: CloudAction) -> None:
+    project, server = row.project_id, row.target_id
+    if row.action in compute._ACTIONS:
+        compute.server_action(project_id=project, server_id=server, action=row.action)
+    elif row.action == "resize":
+        compute.server_resize(project_id=project, server_id=server, flavor_id=row.params["flavor_id"])
+    elif row.action == "image_create":
+        image_id = compute.server_image_create(project_id=project, server_id=server,
+                                               name=row.params.get("name") or f"{row.target_name}-image")
+        CloudAction.objects.filter(pk=row.pk).update(result={"image_id": image_id})
+    elif row.action == "delete":
+        compute.server_delete(project_id=project, server_id=server)
+    elif row.action == "floating_ip_assign":
+        external = next((n for n in network.network_list(project_id=project) if n.is_external), None)
+        if external is None:
+            raise CloudError("The cloud has no public network to take a public IP from.")
+        tag = f"portal:{row.idempotency_key}"
+        fip = network.floating_ip_find(project_id=project, description=tag) or network.floating_ip_create(
+            project_id=project, external_network_id=external.id, description=tag)
+        network.floating_ip_associate(project_id=project, floating_ip_id=fip.id, server_id=server)
+        CloudAction.objects.filter(pk=row.pk).update(result={"address": fip.address})
+    elif row.action == "floating_ip_release":
+        instance = Instance.objects.get(server_id=server)
+        for fip in network.floating_ip_list(project_id=project):
+            if fip.address in instance.floating_ips:
+                network.floating_ip_delete(project_id=project, floating_ip_id=fip.id)
+
+
+def _done(row: CloudAction, server: compute.Server | None) -> bool:
+    if row.action == "delete":
+        return server is None or server.status == "DELETED"
+    if server is None:
+        raise NotFound("The instance disappeared during the action.")
+    if server.status == "ERROR" and row.action != "delete":
+        raise compute.server_fault_error(server)
+    if server.task_state:
+        return False
+    if row.action in ("lock", "unlock"):
+        return server.is_locked == (row.action == "lock")
+    if row.action == "floating_ip_assign":
+        return any(a.kind == "floating" for a in server.addresses) or time.time() - row.started_at.timestamp() > 15
+    if row.action == "floating_ip_release":
+        return True
+    return server.status in ACTIONS[row.action].done_statuses
+
+
+def _wait(row: CloudAction) -> None:
+    deadline = time.time() + settings.PORTAL_ACTION_DEADLINE
+    interval = 0.5
+    while True:
+        try:
+            server = compute.server_get(project_id=row.project_id, server_id=row.target_id)
+        except NotFound:
+            server = None
+        if _done(row, server):
+            return
+        if time.time() > deadline:
+            raise CloudError(f"The instance did not finish “{ACTIONS[row.action].label.lower()}” within "
+                             f"{settings.PORTAL_ACTION_DEADLINE // 60} minutes.")
+        time.sleep(interval)
+        interval = min(interval * 1.5, 3)
+
+
+def action_run(*, action_id: int) -> CloudAction:
+    """Run a server action and wait until Nova shows its outcome; refresh the mirror either way."""
+    row = CloudAction.objects.select_related("allocation").get(pk=action_id)
+    if row.is_final:
+        return row
+    row = status_row_start(row=row, step=ACTIONS[row.action].label.lower())
+    try:
+        _call(row)
+        _wait(row)
+    except CloudError as exc:
+        row = status_row_fail(row=row, error=str(exc))
+    else:
+        row = status_row_succeed(row=row)
+    try:
+        instance_refresh(allocation=row.allocation, server_id=row.target_id)
+    except CloudError:
+        pass  # the next sync will catch up
+    return row

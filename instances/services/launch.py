@@ -1,0 +1,206 @@
+"""Launching servers: the request row, and the provisioning that cannot duplicate or leak."""
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from allocations.charging import preflight_launch
+from portal.cloud import compute, network
+from portal.cloud.errors import CloudError, CloudUnavailable
+from portal.services import status_row_enqueue, status_row_fail, status_row_progress, status_row_start, \
+    status_row_succeed
+
+from ..models import Instance, LaunchRequest
+from .sync import instances_upsert
+
+DEFAULT_GROUP = "ssh-icmp"
+
+
+class LaunchTimedOut(CloudError):
+    default_message = "The instance did not become active in time."
+
+
+def instance_launch(*, user, allocation, flavor: compute.Flavor, image_id: str, image_name: str, name: str,
+                    count: int = 1, boot_volume_gb: int | None = None, ssh_key=None,
+                    security_groups: list[str] | None = None, network_id: str = "", user_data: str = "",
+                    assign_floating_ip: bool = False) -> LaunchRequest:
+    """Check the balance, record the request and enqueue its provisioning on commit.
+
+    Raises allocations.charging.InsufficientBalance with a message for the form."""
+    from .. import tasks
+
+    preflight_launch(allocation=allocation, flavor_name=flavor.name, vcpus=flavor.vcpus, count=count)
+    with transaction.atomic():
+        row = LaunchRequest.objects.create(
+            allocation=allocation, project_id=allocation.openstack_project_id, requested_by=user, name=name,
+            count=count, flavor_id=flavor.id, flavor_name=flavor.name, image_id=image_id, image_name=image_name,
+            boot_volume_gb=boot_volume_gb, ssh_key=ssh_key, security_groups=security_groups or [],
+            network_id=network_id, user_data=user_data, assign_floating_ip=assign_floating_ip, step="queued")
+        status_row_enqueue(row=row, task=tasks.launch_provision)
+    return row
+
+
+def _tagged(row: LaunchRequest) -> dict[int, compute.Server]:
+    """Servers already made for this request (found by its idempotency key), by index."""
+    servers = compute.server_list(project_id=row.project_id, name=f"^{row.name}")
+    found = {}
+    for server in servers:
+        if server.metadata.get(compute.META_REQUEST) == str(row.idempotency_key) and server.status != "DELETED":
+            found[int(server.metadata.get(compute.META_INDEX, 1))] = server
+    return found
+
+
+def _network_id(row: LaunchRequest) -> str:
+    if row.network_id:
+        return row.network_id
+    networks = network.network_list(project_id=row.project_id)
+    own = [n for n in networks if not n.is_external and n.project_id == row.project_id]
+    shared = [n for n in networks if not n.is_external and n.is_shared]
+    if own or shared:
+        return (own or shared)[0].id
+    external = [n for n in networks if n.is_external]
+    if not external:
+        raise CloudError("The project has no network to attach the instance to.")
+    return network.network_create_with_router(project_id=row.project_id, name="portal-net", cidr="10.0.0.0/24",
+                                              external_network_id=external[0].id).id
+
+
+def security_group_ensure_default(*, project_id: str) -> str:
+    """The project's "ssh + icmp" group, made on first launch if the project has none."""
+    groups = network.security_group_list(project_id=project_id)
+    if not any(g.name == DEFAULT_GROUP for g in groups):
+        group = network.security_group_create(project_id=project_id, name=DEFAULT_GROUP,
+                                              description="SSH and ping from anywhere (made by the portal)")
+        network.security_group_rule_create(project_id=project_id, group_id=group.id, protocol="tcp", port=22)
+        network.security_group_rule_create(project_id=project_id, group_id=group.id, protocol="icmp")
+    return DEFAULT_GROUP
+
+
+def _create_servers(row: LaunchRequest) -> LaunchRequest:
+    existing = _tagged(row)
+    missing = [i for i in range(1, row.count + 1) if i not in existing]
+    if not missing:
+        return row
+    network_id = _network_id(row)
+    groups = row.security_groups or ["default", security_group_ensure_default(project_id=row.project_id)]
+    key_name = ""
+    if row.ssh_key:
+        key_name = compute.keypair_ensure(name=row.ssh_key.nova_name, public_key=row.ssh_key.public_key).name
+    creator = row.requested_by.email if row.requested_by else ""
+    for index in missing:
+        server = compute.server_create(
+            project_id=row.project_id, name=row.server_name(index), flavor_id=row.flavor_id, image_id=row.image_id,
+            network_ids=[network_id], key_name=key_name, security_groups=groups, user_data=row.user_data,
+            boot_volume_gb=row.boot_volume_gb, boot_volume_id=row.boot_volume_id or None,
+            metadata={compute.META_CREATED_BY: creator, compute.META_REQUEST: str(row.idempotency_key),
+                      compute.META_INDEX: str(index)})
+        existing[index] = server
+        LaunchRequest.objects.filter(pk=row.pk).update(server_ids=[s.id for s in existing.values()])
+    row.refresh_from_db()
+    return row
+
+
+def _wait_active(row: LaunchRequest) -> list[compute.Server]:
+    """Poll with backoff until every server is ACTIVE; raise on ERROR or past the deadline."""
+    deadline = (row.started_at or timezone.now()).timestamp() + settings.PORTAL_LAUNCH_DEADLINE
+    interval = 0.5
+    while True:
+        servers = list(_tagged(row).values())
+        instances_upsert(allocation=row.allocation, servers=servers)
+        failed = [s for s in servers if s.status == "ERROR"]
+        if failed:
+            raise compute.server_fault_error(failed[0])
+        active = sum(1 for s in servers if s.status == "ACTIVE")
+        if active == row.count:
+            return servers
+        row = status_row_progress(row=row, step="building", progress=40 + 50 * active // row.count)
+        if time.time() > deadline:
+            stuck = [s for s in servers if s.status != "ACTIVE"]
+            fault = next((s.fault for s in stuck if s.fault), "")
+            raise LaunchTimedOut(f"The instance did not become active within {settings.PORTAL_LAUNCH_DEADLINE // 60} "
+                                 f"minutes{': ' + fault if fault else ''}.")
+        time.sleep(interval)
+        interval = min(interval * 1.5, 5)
+
+
+def _assign_floating_ips(row: LaunchRequest, servers: list[compute.Server]) -> None:
+    external = next((n for n in network.network_list(project_id=row.project_id) if n.is_external), None)
+    if external is None:
+        raise CloudError("The cloud has no public network to take a public IP from.")
+    ids = list(row.floating_ip_ids)
+    for server in servers:
+        index = server.metadata.get(compute.META_INDEX, "1")
+        tag = f"portal:{row.idempotency_key}:{index}"
+        fip = network.floating_ip_find(project_id=row.project_id, description=tag) or network.floating_ip_create(
+            project_id=row.project_id, external_network_id=external.id, description=tag)
+        if fip.id not in ids:
+            ids.append(fip.id)
+            LaunchRequest.objects.filter(pk=row.pk).update(floating_ip_ids=ids)
+        if not fip.port_id:
+            network.floating_ip_associate(project_id=row.project_id, floating_ip_id=fip.id, server_id=server.id)
+
+
+def launch_cleanup(*, row: LaunchRequest) -> None:
+    """Delete everything a failed launch made (boot volumes go with their servers)."""
+    for fip_id in row.floating_ip_ids:
+        network.floating_ip_delete(project_id=row.project_id, floating_ip_id=fip_id)
+    servers = _tagged(row)
+    for server in servers.values():
+        compute.server_delete(project_id=row.project_id, server_id=server.id)
+    deadline = time.time() + 120
+    while servers and time.time() < deadline:
+        time.sleep(1)
+        servers = _tagged(row)
+    Instance.objects.filter(launch_request=row).update(deleted_at=timezone.now(), status="DELETED")
+    Instance.objects.filter(server_id__in=row.server_ids).update(deleted_at=timezone.now(), status="DELETED")
+
+
+def launch_provision(*, request_id: int) -> LaunchRequest:
+    """Create (or find) the request's servers, wait for them, give them public IPs."""
+    row = LaunchRequest.objects.select_related("allocation", "requested_by", "ssh_key").get(pk=request_id)
+    if row.is_final:
+        return row
+    row = status_row_start(row=row, step="creating")
+    try:
+        row = _create_servers(row)
+        row = status_row_progress(row=row, step="building", progress=40)
+        servers = _wait_active(row)
+        Instance.objects.filter(server_id__in=[s.id for s in servers]).update(launch_request=row)
+        if row.assign_floating_ip:
+            row = status_row_progress(row=row, step="assigning public IP", progress=92)
+            _assign_floating_ips(row, servers)
+            row.refresh_from_db()
+            instances_upsert(allocation=row.allocation, servers=list(_tagged(row).values()))
+    except CloudUnavailable:
+        if row.attempts < settings.PORTAL_LAUNCH_ATTEMPTS:
+            raise  # the task retries; the lookup-before-create makes that safe
+        return _fail(row, "The cloud stopped answering while launching. Nothing was left behind.")
+    except CloudError as exc:
+        return _fail(row, str(exc))
+    return status_row_succeed(row=row, step="active")
+
+
+def _fail(row: LaunchRequest, message: str) -> LaunchRequest:
+    row.refresh_from_db()
+    try:
+        launch_cleanup(row=row)
+    except CloudError as exc:
+        message += f" (Cleaning up also failed: {exc} An operator has been told.)"
+    return status_row_fail(row=row, error=message)
+
+
+def launch_requests_resume(*, stale_seconds: int, limit: int = 50) -> int:
+    """Re-enqueue launches whose worker died mid-flight (no progress for `stale_seconds`)."""
+    from .. import tasks
+
+    cutoff = timezone.now() - timedelta(seconds=stale_seconds)
+    rows = list(LaunchRequest.objects.filter(state="running", updated_at__lt=cutoff).order_by("updated_at")[:limit])
+    for row in rows:
+        with transaction.atomic():
+            LaunchRequest.objects.filter(pk=row.pk).update(updated_at=timezone.now())
+            status_row_enqueue(row=row, task=tasks.launch_provision)
+    return len(rows)

@@ -1,0 +1,151 @@
+"""Keeping the mirror (Instance, Volume) equal to the cloud.
+
+An incremental sync asks Nova only for servers changed since the newest change it has seen
+(`changes-since`, which also returns deleted servers); a full pass every
+PORTAL_SYNC_FULL_INTERVAL seconds catches anything missed. Writes are one bulk upsert.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from portal.cloud import block_storage, compute, image
+from portal.cloud.errors import CloudError, NotFound
+
+from ..models import Instance, ProjectSync, Volume
+
+INSTANCE_FIELDS = ["allocation", "project_id", "name", "status", "task_state", "flavor_name", "vcpus", "ram_mb",
+                   "disk_gb", "vgpus", "gpu_fraction", "gpu_memory_gb", "image_id", "image_name", "addresses",
+                   "key_name", "security_groups", "volume_ids", "metadata", "is_locked", "fault", "created_by",
+                   "cloud_created_at", "cloud_updated_at", "deleted_at"]
+VOLUME_FIELDS = ["allocation", "project_id", "name", "size_gb", "status", "is_bootable", "attachments", "metadata",
+                 "cloud_created_at", "deleted_at"]
+
+
+def _image_names(project_id: str, wanted: set[str]) -> dict[str, str]:
+    """Image id -> name, from a per-project cache refreshed when an id is unknown."""
+    key = f"instances:image-names:{project_id}"
+    names = cache.get(key) or {}
+    if wanted - names.keys():
+        try:
+            names = {i.id: i.name for i in image.image_list(project_id=project_id)}
+        except CloudError:
+            return names
+        cache.set(key, names, 300)
+    return names
+
+
+def _creators(servers: list[compute.Server]) -> dict[str, int]:
+    emails = {s.metadata.get(compute.META_CREATED_BY) for s in servers} - {None, ""}
+    if not emails:
+        return {}
+    return dict(get_user_model().objects.filter(email__in=emails).values_list("email", "pk"))
+
+
+def _instance(allocation, server: compute.Server, images: dict, creators: dict, now) -> Instance:
+    flavor = server.flavor
+    deleted = server.status in ("DELETED", "SOFT_DELETED")
+    return Instance(
+        allocation=allocation, project_id=allocation.openstack_project_id, server_id=server.id, name=server.name,
+        status=server.status, task_state=server.task_state, flavor_name=flavor.name, vcpus=flavor.vcpus,
+        ram_mb=flavor.ram_mb, disk_gb=flavor.disk_gb, vgpus=flavor.vgpus, gpu_fraction=flavor.gpu_fraction,
+        gpu_memory_gb=flavor.gpu_memory_gb, image_id=server.image_id,
+        image_name=images.get(server.image_id, "") if server.image_id else "(boot volume)",
+        addresses=[{"network": a.network, "addr": a.addr, "kind": a.kind} for a in server.addresses],
+        key_name=server.key_name, security_groups=list(server.security_groups), volume_ids=list(server.volume_ids),
+        metadata=server.metadata, is_locked=server.is_locked, fault=server.fault,
+        created_by_id=creators.get(server.metadata.get(compute.META_CREATED_BY)),
+        cloud_created_at=server.created_at, cloud_updated_at=server.updated_at,
+        deleted_at=now if deleted else None,
+    )
+
+
+def instances_upsert(*, allocation, servers: list[compute.Server]) -> int:
+    """Write these servers into the mirror in one statement."""
+    if not servers:
+        return 0
+    images = _image_names(allocation.openstack_project_id, {s.image_id for s in servers if s.image_id})
+    creators = _creators(servers)
+    now = timezone.now()
+    rows = [_instance(allocation, s, images, creators, now) for s in servers]
+    Instance.objects.bulk_create(rows, update_conflicts=True, unique_fields=["server_id"],
+                                 update_fields=INSTANCE_FIELDS)
+    return len(rows)
+
+
+def _volume(allocation, vol: block_storage.Volume) -> Volume:
+    return Volume(allocation=allocation, project_id=allocation.openstack_project_id, volume_id=vol.id,
+                  name=vol.name, size_gb=vol.size_gb, status=vol.status, is_bootable=vol.is_bootable,
+                  attachments=[{"server_id": a.server_id, "device": a.device} for a in vol.attachments],
+                  metadata=vol.metadata, cloud_created_at=vol.created_at,
+                  deleted_at=timezone.now() if vol.status == "deleted" else None)
+
+
+def volumes_upsert(*, allocation, volumes: list[block_storage.Volume], complete: bool = False) -> int:
+    """Write these volumes; with `complete`, every other mirrored volume of the project is gone."""
+    project_id = allocation.openstack_project_id
+    if volumes:
+        Volume.objects.bulk_create([_volume(allocation, v) for v in volumes], update_conflicts=True,
+                                   unique_fields=["volume_id"], update_fields=VOLUME_FIELDS)
+    if complete:
+        (Volume.objects.filter(project_id=project_id, deleted_at__isnull=True)
+         .exclude(volume_id__in=[v.id for v in volumes]).update(deleted_at=timezone.now(), status="deleted"))
+    return len(volumes)
+
+
+def project_sync(*, allocation, full: bool = False) -> dict:
+    """Bring the mirror of the allocation's project up to date; returns what it did."""
+    project_id = allocation.openstack_project_id
+    state, _ = ProjectSync.objects.get_or_create(project_id=project_id)
+    now = timezone.now()
+    full = full or state.changes_since is None or state.last_full_sync_at is None or (
+        now - state.last_full_sync_at > timedelta(seconds=settings.PORTAL_SYNC_FULL_INTERVAL))
+    try:
+        servers = compute.server_list(project_id=project_id, changes_since=None if full else state.changes_since)
+        volumes = block_storage.volume_list(project_id=project_id)
+    except CloudError as exc:
+        ProjectSync.objects.filter(pk=state.pk).update(last_error=str(exc))
+        raise
+    with transaction.atomic():
+        instances_upsert(allocation=allocation, servers=servers)
+        if full:
+            (Instance.objects.filter(project_id=project_id, deleted_at__isnull=True)
+             .exclude(server_id__in=[s.id for s in servers]).update(deleted_at=now, status="DELETED"))
+        volumes_upsert(allocation=allocation, volumes=volumes, complete=True)
+        newest = max((s.updated_at for s in servers if s.updated_at), default=None)
+        fields = {"last_sync_at": now, "last_error": ""}
+        if newest and (state.changes_since is None or newest > state.changes_since or full):
+            fields["changes_since"] = newest
+        elif full and state.changes_since is None:
+            fields["changes_since"] = now - timedelta(seconds=settings.PORTAL_SYNC_CLOCK_SKEW)
+        if full:
+            fields["last_full_sync_at"] = now
+        ProjectSync.objects.filter(pk=state.pk).update(**fields)
+    return {"full": full, "servers": len(servers), "volumes": len(volumes)}
+
+
+def instance_refresh(*, allocation, server_id: str) -> Instance | None:
+    """Re-read one server after the portal acted on it; None if it is gone."""
+    try:
+        server = compute.server_get(project_id=allocation.openstack_project_id, server_id=server_id)
+    except NotFound:
+        Instance.objects.filter(server_id=server_id).update(deleted_at=timezone.now(), status="DELETED",
+                                                            task_state="")
+        return None
+    instances_upsert(allocation=allocation, servers=[server])
+    return Instance.objects.get(server_id=server_id)
+
+
+def volume_refresh(*, allocation, volume_id: str) -> Volume | None:
+    try:
+        vol = block_storage.volume_get(project_id=allocation.openstack_project_id, volume_id=volume_id)
+    except NotFound:
+        Volume.objects.filter(volume_id=volume_id).update(deleted_at=timezone.now(), status="deleted")
+        return None
+    volumes_upsert(allocation=allocation, volumes=[vol])
+    return Volume.objects.get(volume_id=volume_id)

@@ -1,0 +1,148 @@
+"""Volumes: create, attach, detach, extend, snapshot, delete; each a CloudAction row."""
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from portal.cloud import block_storage, compute
+from portal.cloud.errors import CloudError, NotFound
+from portal.services import status_row_enqueue, status_row_fail, status_row_start, status_row_succeed
+
+from ..models import ActionTarget, CloudAction, Instance, Volume
+from .actions import ActionNotAllowed
+from .sync import instance_refresh, volume_refresh
+
+META_REQUEST = "portal:request"
+
+# action -> (statuses it starts from, statuses that mean done)
+VOLUME_ACTIONS = {
+    "create": (None, {"available"}),
+    "attach": ({"available"}, {"in-use"}),
+    "detach": ({"in-use"}, {"available"}),
+    "extend": ({"available", "in-use"}, {"available", "in-use"}),
+    "snapshot": ({"available", "in-use"}, {"available", "in-use"}),
+    "delete": ({"available", "error"}, set()),
+}
+LABELS = {"create": "Create", "attach": "Attach", "detach": "Detach", "extend": "Extend", "snapshot": "Snapshot",
+          "delete": "Delete"}
+
+
+def volume_action_refusal(*, volume: Volume, action: str) -> str:
+    allowed, _ = VOLUME_ACTIONS.get(action, (set(), set()))
+    if volume.deleted_at:
+        return "The volume has been deleted."
+    if allowed is not None and volume.status not in allowed:
+        return f"{LABELS.get(action, action)} is not possible while the volume is {volume.status}."
+    return ""
+
+
+def volume_create_request(*, user, allocation, name: str, size_gb: int, snapshot_id: str = "",
+                          image_id: str = "") -> CloudAction:
+    from .. import tasks
+
+    with transaction.atomic():
+        row = CloudAction.objects.create(
+            allocation=allocation, project_id=allocation.openstack_project_id, target_type=ActionTarget.VOLUME,
+            target_name=name, action="create", requested_by=user,
+            params={"size_gb": size_gb, "snapshot_id": snapshot_id, "image_id": image_id})
+        status_row_enqueue(row=row, task=tasks.volume_action_run)
+    return row
+
+
+def volume_act(*, user, volume: Volume, action: str, params: dict | None = None) -> CloudAction:
+    from .. import tasks
+
+    params = dict(params or {})
+    if reason := volume_action_refusal(volume=volume, action=action):
+        raise ActionNotAllowed(reason)
+    if action == "extend" and int(params.get("size_gb") or 0) <= volume.size_gb:
+        raise ActionNotAllowed(f"The new size must be larger than {volume.size_gb} GB.")
+    if action == "detach":
+        params.setdefault("server_id", (volume.attached_server_ids or [""])[0])
+    try:
+        with transaction.atomic():
+            row = CloudAction.objects.create(
+                allocation=volume.allocation, project_id=volume.project_id, target_type=ActionTarget.VOLUME,
+                target_id=volume.volume_id, target_name=volume.name or volume.volume_id, action=action,
+                params=params, requested_by=user)
+            status_row_enqueue(row=row, task=tasks.volume_action_run)
+    except IntegrityError:
+        raise ActionNotAllowed("Another action on this volume is still running; wait for it to finish.")
+    return row
+
+
+def _find_created(row: CloudAction) -> str:
+    for vol in block_storage.volume_list(project_id=row.project_id):
+        if vol.metadata.get(META_REQUEST) == str(row.idempotency_key):
+            return vol.id
+    return ""
+
+
+def _call(row: CloudAction) -> None:
+    project, p = row.project_id, row.params
+    if row.action == "create":
+        volume_id = _find_created(row) or block_storage.volume_create(
+            project_id=project, name=row.target_name, size_gb=int(p["size_gb"]), snapshot_id=p.get("snapshot_id", ""),
+            image_id=p.get("image_id", ""), metadata={META_REQUEST: str(row.idempotency_key)}).id
+        CloudAction.objects.filter(pk=row.pk).update(target_id=volume_id)
+        row.target_id = volume_id
+    elif row.action == "attach":
+        compute.server_volume_attach(project_id=project, server_id=p["server_id"], volume_id=row.target_id)
+    elif row.action == "detach":
+        compute.server_volume_detach(project_id=project, server_id=p["server_id"], volume_id=row.target_id)
+    elif row.action == "extend":
+        block_storage.volume_extend(project_id=project, volume_id=row.target_id, size_gb=int(p["size_gb"]))
+    elif row.action == "snapshot":
+        snap = block_storage.snapshot_create(project_id=project, volume_id=row.target_id,
+                                             name=p.get("name") or f"{row.target_name}-snapshot")
+        CloudAction.objects.filter(pk=row.pk).update(result={"snapshot_id": snap.id})
+    elif row.action == "delete":
+        block_storage.volume_delete(project_id=project, volume_id=row.target_id)
+
+
+def _wait(row: CloudAction) -> None:
+    _, done = VOLUME_ACTIONS[row.action]
+    deadline = time.time() + settings.PORTAL_ACTION_DEADLINE
+    interval = 0.5
+    while True:
+        try:
+            vol = block_storage.volume_get(project_id=row.project_id, volume_id=row.target_id)
+        except NotFound:
+            vol = None
+        if row.action == "delete" and (vol is None or vol.status == "deleted"):
+            return
+        if vol is None:
+            raise NotFound("The volume disappeared during the action.")
+        if vol.status.startswith("error"):
+            raise CloudError(f"The volume went into state “{vol.status}”.")
+        if vol.status in done and (row.action != "extend" or vol.size_gb >= int(row.params["size_gb"])):
+            return
+        if time.time() > deadline:
+            raise CloudError(f"The volume did not finish “{LABELS[row.action].lower()}” in time.")
+        time.sleep(interval)
+        interval = min(interval * 1.5, 3)
+
+
+def volume_action_run(*, action_id: int) -> CloudAction:
+    row = CloudAction.objects.select_related("allocation").get(pk=action_id)
+    if row.is_final:
+        return row
+    row = status_row_start(row=row, step=LABELS[row.action].lower())
+    try:
+        _call(row)
+        _wait(row)
+    except CloudError as exc:
+        row = status_row_fail(row=row, error=str(exc))
+    else:
+        row = status_row_succeed(row=row)
+    try:
+        if row.target_id:
+            volume_refresh(allocation=row.allocation, volume_id=row.target_id)
+        server_id = row.params.get("server_id")
+        if server_id and Instance.objects.filter(server_id=server_id).exists():
+            instance_refresh(allocation=row.allocation, server_id=server_id)
+    except CloudError:
+        pass
+    return row

@@ -1,0 +1,25 @@
+from django.urls import path
+
+from . import views, views_resources
+
+app_name = "instances"
+
+urlpatterns = [
+    path("instances/", views.instance_list, name="list"),
+    path("instances/launch/", views.instance_launch, name="launch"),
+    path("instances/launch/cost/", views.launch_cost, name="launch_cost"),
+    path("instances/launches/<int:pk>/", views.launch_detail, name="launch_detail"),
+    path("instances/<int:pk>/", views.instance_detail, name="detail"),
+    path("instances/<int:pk>/act/<str:action>/", views.instance_act, name="act"),
+    path("instances/<int:pk>/console/", views.instance_console, name="console"),
+    path("instances/<int:pk>/console-log/", views.instance_console_log, name="console_log"),
+    path("volumes/", views_resources.volume_list, name="volumes"),
+    path("volumes/create/", views_resources.volume_create, name="volume_create"),
+    path("volumes/<int:pk>/act/<str:action>/", views_resources.volume_act, name="volume_act"),
+    path("keys/", views_resources.key_list, name="keys"),
+    path("keys/<int:pk>/delete/", views_resources.key_delete, name="key_delete"),
+    path("security-groups/", views_resources.security_group_list, name="security_groups"),
+    path("security-groups/<str:group_id>/delete/", views_resources.security_group_delete, name="security_group_delete"),
+    path("floating-ips/", views_resources.floating_ip_list, name="floating_ips"),
+    path("floating-ips/<str:ip_id>/delete/", views_resources.floating_ip_delete, name="floating_ip_delete"),
+]

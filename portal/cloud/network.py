@@ -1,0 +1,174 @@
+"""Neutron: networks, security groups, floating IPs and ports."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .connection import connection_get
+from .errors import NotFound, cloud_errors
+
+
+@dataclass(frozen=True)
+class Network:
+    id: str
+    name: str
+    is_external: bool
+    is_shared: bool
+    project_id: str
+    subnet_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SecurityGroupRule:
+    id: str
+    direction: str
+    protocol: str
+    port_min: int | None
+    port_max: int | None
+    remote_ip_prefix: str
+
+
+@dataclass(frozen=True)
+class SecurityGroup:
+    id: str
+    name: str
+    description: str
+    rules: tuple[SecurityGroupRule, ...]
+
+
+@dataclass(frozen=True)
+class FloatingIP:
+    id: str
+    address: str
+    status: str
+    port_id: str
+    fixed_address: str
+    network_id: str
+
+
+def _network(raw) -> Network:
+    return Network(id=raw.id, name=raw.name or raw.id, is_external=bool(raw.is_router_external),
+                   is_shared=bool(raw.is_shared), project_id=raw.project_id or "",
+                   subnet_ids=tuple(raw.subnet_ids or ()))
+
+
+def network_list(*, project_id: str) -> list[Network]:
+    """Networks the project can use: its own, shared ones and external ones."""
+    with cloud_errors():
+        conn = connection_get(project_id=project_id)
+        return [_network(n) for n in conn.network.networks()]
+
+
+def network_create_with_router(*, project_id: str, name: str, cidr: str, external_network_id: str) -> Network:
+    """A private network with one subnet, routed to the external network."""
+    with cloud_errors():
+        conn = connection_get(project_id=project_id)
+        net = conn.network.create_network(name=name, project_id=project_id)
+        subnet = conn.network.create_subnet(network_id=net.id, name=f"{name}-subnet", ip_version=4,
+                                            cidr=cidr, project_id=project_id,
+                                            dns_nameservers=["8.8.8.8"])
+        router = conn.network.create_router(name=f"{name}-router", project_id=project_id,
+                                            external_gateway_info={"network_id": external_network_id})
+        conn.network.add_interface_to_router(router, subnet_id=subnet.id)
+        return _network(conn.network.get_network(net.id))
+
+
+def _group(raw) -> SecurityGroup:
+    rules = tuple(SecurityGroupRule(id=r["id"], direction=r.get("direction", ""), protocol=r.get("protocol") or "any",
+                                    port_min=r.get("port_range_min"), port_max=r.get("port_range_max"),
+                                    remote_ip_prefix=r.get("remote_ip_prefix") or "")
+                  for r in (raw.security_group_rules or []))
+    return SecurityGroup(id=raw.id, name=raw.name, description=raw.description or "", rules=rules)
+
+
+def security_group_list(*, project_id: str) -> list[SecurityGroup]:
+    with cloud_errors():
+        conn = connection_get(project_id=project_id)
+        return sorted((_group(g) for g in conn.network.security_groups(project_id=project_id)),
+                      key=lambda g: g.name)
+
+
+def security_group_create(*, project_id: str, name: str, description: str = "") -> SecurityGroup:
+    with cloud_errors():
+        conn = connection_get(project_id=project_id)
+        return _group(conn.network.create_security_group(name=name, description=description,
+                                                         project_id=project_id))
+
+
+def security_group_rule_create(*, project_id: str, group_id: str, protocol: str,
+                               port: int | None = None, remote_ip_prefix: str = "0.0.0.0/0") -> None:
+    attrs = {"security_group_id": group_id, "direction": "ingress", "ethertype": "IPv4",
+             "protocol": protocol, "remote_ip_prefix": remote_ip_prefix, "project_id": project_id}
+    if port:
+        attrs.update(port_range_min=port, port_range_max=port)
+    with cloud_errors():
+        connection_get(project_id=project_id).network.create_security_group_rule(**attrs)
+
+
+def security_group_rule_delete(*, project_id: str, rule_id: str) -> None:
+    with cloud_errors():
+        connection_get(project_id=project_id).network.delete_security_group_rule(rule_id, ignore_missing=True)
+
+
+def security_group_delete(*, project_id: str, group_id: str) -> None:
+    with cloud_errors():
+        connection_get(project_id=project_id).network.delete_security_group(group_id, ignore_missing=True)
+
+
+def _fip(raw) -> FloatingIP:
+    return FloatingIP(id=raw.id, address=raw.floating_ip_address or "", status=raw.status or "",
+                      port_id=raw.port_id or "", fixed_address=raw.fixed_ip_address or "",
+                      network_id=raw.floating_network_id or "")
+
+
+def floating_ip_list(*, project_id: str) -> list[FloatingIP]:
+    with cloud_errors():
+        conn = connection_get(project_id=project_id)
+        return [_fip(f) for f in conn.network.ips(project_id=project_id)]
+
+
+def floating_ip_create(*, project_id: str, external_network_id: str, description: str = "") -> FloatingIP:
+    with cloud_errors():
+        conn = connection_get(project_id=project_id)
+        return _fip(conn.network.create_ip(floating_network_id=external_network_id, project_id=project_id,
+                                           description=description))
+
+
+def floating_ip_find(*, project_id: str, description: str) -> FloatingIP | None:
+    """A floating IP the portal made for a request (tagged by its description), if any."""
+    with cloud_errors():
+        conn = connection_get(project_id=project_id)
+        for raw in conn.network.ips(project_id=project_id, description=description):
+            return _fip(raw)
+    return None
+
+
+def floating_ip_associate(*, project_id: str, floating_ip_id: str, server_id: str) -> FloatingIP:
+    """Point the floating IP at the server's first port."""
+    with cloud_errors():
+        conn = connection_get(project_id=project_id)
+        ports = list(conn.network.ports(device_id=server_id))
+        if not ports:
+            raise NotFound("The instance has no network port to attach a public IP to.")
+        return _fip(conn.network.update_ip(floating_ip_id, port_id=ports[0].id))
+
+
+def floating_ip_disassociate(*, project_id: str, floating_ip_id: str) -> None:
+    with cloud_errors():
+        connection_get(project_id=project_id).network.update_ip(floating_ip_id, port_id=None)
+
+
+def floating_ip_delete(*, project_id: str, floating_ip_id: str) -> None:
+    with cloud_errors():
+        connection_get(project_id=project_id).network.delete_ip(floating_ip_id, ignore_missing=True)
+
+
+@dataclass(frozen=True)
+class NetworkQuota:
+    floating_ips: int
+    security_groups: int
+
+
+def network_quota_get(*, project_id: str) -> NetworkQuota:
+    with cloud_errors():
+        q = connection_get().network.get_quota(project_id)
+        return NetworkQuota(floating_ips=int(q.floating_ips), security_groups=int(q.security_groups))

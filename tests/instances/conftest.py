@@ -1,0 +1,134 @@
+"""A fake cloud for unit tests, faked only at the gateway functions (portal.cloud.*)."""
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from portal.cloud import block_storage, compute, image, network
+from portal.cloud.compute import Address, Flavor, Server
+from tests.fixtures.allocations import make_allocation
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+FLAVORS = [
+    Flavor("f-m3-small", "m3.small", 2, 6144, 20, {"portal:family": "cpu"}),
+    Flavor("f-m3-quad", "m3.quad", 4, 15360, 20, {"portal:family": "cpu"}),
+    Flavor("f-r3-large", "r3.large", 64, 512000, 60, {"portal:family": "large-memory"}),
+    Flavor("f-g3-small", "g3.small", 4, 15360, 60, {"portal:family": "gpu", "resources:VGPU": "1",
+                                                    "portal:gpu_fraction": "1/5", "portal:gpu_memory_gb": "8"}),
+    Flavor("f-g3-xl", "g3.xl", 32, 128000, 60, {"portal:family": "gpu", "resources:VGPU": "1",
+                                                "portal:gpu_fraction": "1", "portal:gpu_memory_gb": "40"}),
+]
+IMAGES = [image.Image("img-ubuntu", "Featured-Ubuntu24", "active", "public", "admin", 20, 1, True)]
+NETWORKS = [network.Network("net-1", "private", False, False, "proj-1", ("sub-1",)),
+            network.Network("net-pub", "public", True, False, "admin", ("sub-pub",))]
+
+
+class FakeCloud:
+    def __init__(self, project_id: str = "proj-1"):
+        self.project_id = project_id
+        self.servers: dict[str, Server] = {}
+        self.calls: Counter = Counter()
+        self.ids = itertools.count(1)
+        self.clock = T0
+        self.build_status = "ACTIVE"  # what a new server becomes on the next look
+        self.fault = ""
+
+    def tick(self):
+        self.clock += timedelta(seconds=1)
+        return self.clock
+
+    def add(self, name: str, *, status: str = "ACTIVE", flavor: Flavor = FLAVORS[0], metadata=None,
+            project_id: str | None = None) -> Server:
+        sid = f"srv-{next(self.ids):04d}"
+        server = Server(id=sid, name=name, status=status, task_state="", project_id=project_id or self.project_id,
+                        flavor=flavor, image_id="img-ubuntu",
+                        addresses=(Address("private", f"10.0.0.{len(self.servers) + 10}", "fixed"),),
+                        metadata=dict(metadata or {}), key_name="", security_groups=("default",), volume_ids=(),
+                        is_locked=False, fault="", created_at=self.clock, updated_at=self.tick())
+        self.servers[sid] = server
+        return server
+
+    def set(self, server_id: str, **changes):
+        self.servers[server_id] = replace(self.servers[server_id], updated_at=self.tick(), **changes)
+
+    # --- gateway fakes ---
+    def server_list(self, *, project_id, changes_since=None, name=None):
+        self.calls["server_list"] += 1
+        for sid, s in list(self.servers.items()):
+            if s.status == "BUILD" and s.metadata.get(compute.META_REQUEST):
+                self.set(sid, status=self.build_status, fault=self.fault if self.build_status == "ERROR" else "")
+        result = [s for s in self.servers.values() if s.project_id == project_id]
+        if changes_since is not None:
+            result = [s for s in result if s.updated_at >= changes_since]
+        else:
+            result = [s for s in result if s.status != "DELETED"]
+        if name:
+            result = [s for s in result if s.name.startswith(name.lstrip("^"))]
+        return result
+
+    def server_get(self, *, project_id, server_id):
+        self.calls["server_get"] += 1
+        s = self.servers.get(server_id)
+        if s is None or s.status == "DELETED":
+            from portal.cloud.errors import NotFound
+            raise NotFound()
+        return s
+
+    def server_create(self, *, project_id, name, flavor_id, metadata, **kwargs):
+        self.calls["server_create"] += 1
+        flavor = next(f for f in FLAVORS if f.id == flavor_id)
+        return self.add(name, status="BUILD", flavor=flavor, metadata=metadata, project_id=project_id)
+
+    def server_delete(self, *, project_id, server_id):
+        self.calls["server_delete"] += 1
+        if server_id in self.servers:
+            self.set(server_id, status="DELETED")
+
+    def server_action(self, *, project_id, server_id, action):
+        self.calls[f"action:{action}"] += 1
+        after = {"stop": "SHUTOFF", "start": "ACTIVE", "suspend": "SUSPENDED", "resume": "ACTIVE",
+                 "shelve": "SHELVED_OFFLOADED", "unshelve": "ACTIVE", "reboot_soft": "ACTIVE"}
+        if action in ("lock", "unlock"):
+            self.set(server_id, is_locked=action == "lock")
+        else:
+            self.set(server_id, status=after.get(action, "ACTIVE"))
+
+
+@pytest.fixture
+def cloud(monkeypatch):
+    fake = FakeCloud()
+    for name in ("server_list", "server_get", "server_create", "server_delete", "server_action"):
+        monkeypatch.setattr(compute, name, getattr(fake, name))
+
+    def counted(name, value):
+        def fn(**kwargs):
+            fake.calls[name] += 1
+            return value
+        return fn
+
+    monkeypatch.setattr(compute, "flavor_list", counted("flavor_list", FLAVORS))
+    monkeypatch.setattr(compute, "keypair_ensure", lambda **kw: compute.Keypair(kw["name"], "fp", kw["public_key"]))
+    monkeypatch.setattr(image, "image_list", counted("image_list", IMAGES))
+    monkeypatch.setattr(network, "network_list", counted("network_list", NETWORKS))
+    monkeypatch.setattr(network, "security_group_list", counted("security_group_list", [
+        network.SecurityGroup("sg-default", "default", "", ())]))
+    monkeypatch.setattr(network, "security_group_create", lambda **kw: network.SecurityGroup("sg-new", kw["name"], "", ()))
+    monkeypatch.setattr(network, "security_group_rule_create", lambda **kw: None)
+    monkeypatch.setattr(block_storage, "volume_list", counted("volume_list", []))
+    monkeypatch.setattr("instances.services.launch.time.sleep", lambda s: None)
+    monkeypatch.setattr("instances.services.actions.time.sleep", lambda s: None)
+    return fake
+
+
+@pytest.fixture
+def allocation(db, user):
+    return make_allocation(pi=user, project_id="proj-1")
+
+
+@pytest.fixture
+def other_allocation(db):
+    return make_allocation(project_id="proj-2", title="Someone else's")
