@@ -73,6 +73,16 @@ close = _form_action(admin_forms.CloseForm, "Close",
                      lambda a, user, d: services.allocation_close(allocation=a, by=user, note=d["note"]))
 
 
+@admin.action(description="Retry provisioning")
+def retry_provisioning(modeladmin, request, queryset):
+    for allocation in queryset:
+        try:
+            services.allocation_retry_provisioning(allocation=allocation, by=request.user)
+            modeladmin.message_user(request, f"{allocation}: provisioning queued again.", messages.SUCCESS)
+        except ValidationError as exc:
+            modeladmin.message_user(request, f"{allocation}: {' '.join(exc.messages)}", messages.ERROR)
+
+
 @admin.register(Allocation)
 class AllocationAdmin(admin.ModelAdmin):
     list_display = ("title", "pi", "kind", "status", "requested_sus", "awarded_sus", "balance_sus",
@@ -80,7 +90,7 @@ class AllocationAdmin(admin.ModelAdmin):
     list_filter = ("status", "kind", "clouds", "start_date")
     search_fields = ("title", "pi__email", "openstack_project_name", "openstack_project_id", "justification")
     date_hierarchy = "created_at"
-    actions = [approve, reject, extend, add_sus, close]
+    actions = [approve, reject, extend, add_sus, close, retry_provisioning]
     inlines = [MembershipInline]
     filter_horizontal = ("clouds",)
     readonly_fields = ("status", "awarded_sus", "reviewer", "reviewed_at", "openstack_project_id",

@@ -81,6 +81,19 @@ def allocation_approve(*, allocation: Allocation, reviewer, awarded_sus: Decimal
 
 
 @transaction.atomic
+def allocation_retry_provisioning(*, allocation: Allocation, by):
+    """Re-run provisioning for an approved allocation whose project setup failed."""
+    from . import tasks
+
+    if allocation.status != AllocationStatus.APPROVED:
+        raise ValidationError("Only an approved allocation still waiting for its project can be retried.")
+    operation = portal_services.operation_create(kind="allocation.provision", target=f"allocation:{allocation.pk}",
+                                                 user=by)
+    portal_services.status_row_enqueue(row=operation, task=tasks.provision_allocation)
+    return operation
+
+
+@transaction.atomic
 def allocation_reject(*, allocation: Allocation, reviewer, note: str) -> Allocation:
     if allocation.status not in REVIEWABLE:
         raise ValidationError("Only a requested allocation can be rejected.")
