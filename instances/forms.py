@@ -86,18 +86,18 @@ class LaunchForm(forms.Form):
         data = super().clean()
         if data.get("new_public_key") and not data.get("new_key_name"):
             self.add_error("new_key_name", "Name the key you upload.")
-        flavor = self.flavor
+        flavor = self.chosen_flavor
         size = data.get("root_disk_gb")
         if flavor and size and size < flavor.disk_gb:
             self.add_error("root_disk_gb", f"The flavor already has a {flavor.disk_gb} GB disk; pick more or leave empty.")
         return data
 
     @property
-    def flavor(self):
+    def chosen_flavor(self):
         return next((f for f in self.options["flavors"] if f.id == self.cleaned_data.get("flavor")), None)
 
     @property
-    def image(self):
+    def chosen_image(self):
         return next((i for i in self.options["images"] if i.id == self.cleaned_data.get("image")), None)
 
 

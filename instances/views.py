@@ -79,8 +79,8 @@ def instance_launch(request):
                 key = services.ssh_key_create(user=request.user, name=data["new_key_name"],
                                               public_key=data["new_public_key"])
             row = services.instance_launch(
-                user=request.user, allocation=allocation, flavor=form.flavor, image_id=data["image"],
-                image_name=form.image.name if form.image else "", name=data["name"], count=data["count"],
+                user=request.user, allocation=allocation, flavor=form.chosen_flavor, image_id=data["image"],
+                image_name=form.chosen_image.name if form.chosen_image else "", name=data["name"], count=data["count"],
                 boot_volume_gb=data["root_disk_gb"], ssh_key=key, security_groups=data["security_groups"],
                 network_id=data["network"], user_data=data["user_data"],
                 assign_floating_ip=data["assign_floating_ip"])
