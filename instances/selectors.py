@@ -179,3 +179,30 @@ def volume_create_options(*, allocation) -> dict:
     project_id = allocation.openstack_project_id
     return {"snapshots": block_storage.snapshot_list(project_id=project_id),
             "images": image.image_list(project_id=project_id)}
+
+
+def project_quotas(*, allocation) -> dict:
+    """Instance, volume and floating IP quotas of the project (cached; empty if the cloud is down)."""
+    from portal.cloud import block_storage
+    from portal.cloud.errors import CloudError
+
+    project_id = allocation.openstack_project_id
+    key = f"instances:quotas:{project_id}"
+    quotas = cache.get(key)
+    if quotas is None:
+        try:
+            quotas = {"instances": compute.quota_get(project_id=project_id).instances,
+                      "volumes": block_storage.volume_quota_get(project_id=project_id),
+                      "floating_ips": network.network_quota_get(project_id=project_id).floating_ips}
+        except CloudError:
+            return {}
+        cache.set(key, quotas, 300)
+    return quotas
+
+
+def dashboard_for_user(*, user) -> dict:
+    projects = project_counts_for_user(user=user)
+    for p in projects:
+        p["quota"] = project_quotas(allocation=p["allocation"])
+    return {"projects": projects, "building": launches_building_for_user(user=user),
+            "recent_actions": actions_recent_for_user(user=user, limit=8)}

@@ -9,8 +9,11 @@ from .health import CHECKS
 
 
 def dashboard(request):
+    from instances.selectors import dashboard_for_user
+
     return render(request, "portal/dashboard.html", {
         "operations": selectors.operation_list_recent(user=request.user, limit=10),
+        **dashboard_for_user(user=request.user),
     })
 
 

@@ -99,3 +99,9 @@ def snapshot_list(*, project_id: str) -> list[Snapshot]:
 def snapshot_delete(*, project_id: str, snapshot_id: str) -> None:
     with cloud_errors():
         connection_get(project_id=project_id).block_storage.delete_snapshot(snapshot_id, ignore_missing=True)
+
+
+def volume_quota_get(*, project_id: str) -> int:
+    """How many volumes the project may have (-1 = unlimited)."""
+    with cloud_errors():
+        return int(connection_get().block_storage.get_quota_set(project_id).volumes)
