@@ -1,0 +1,244 @@
+"""Seed the devcloud through its APIs (openstacksdk). Idempotent. Run by devcloud/devcloud with the devcloud's venv.
+
+    seed.py identity   service project, service users and roles, the catalog
+    seed.py cloud      flavors, vGPU resource providers, images, the public network, volume type
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import openstack
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import configs as C  # noqa: E402
+
+P = C.PORTS
+KEYSTONE = f"http://127.0.0.1:{P['keystone']}/v3"
+CATALOG = [
+    # (service name, type, public URL)
+    ("nova", "compute", f"http://127.0.0.1:{P['nova-api']}/v2.1"),
+    ("placement", "placement", f"http://127.0.0.1:{P['placement']}"),
+    ("glance", "image", f"http://127.0.0.1:{P['glance']}"),
+    ("cinderv3", "volumev3", f"http://127.0.0.1:{P['cinder-api']}/v3"),
+    ("cinder", "block-storage", f"http://127.0.0.1:{P['cinder-api']}/v3"),
+    ("neutron", "network", f"http://127.0.0.1:{P['neutron']}"),
+]
+SERVICE_USERS = ["nova", "placement", "glance", "cinder", "neutron"]
+
+# A100 40 GB vGPU profiles: (trait, fraction of a GPU, framebuffer GB, slices in the devcloud)
+VGPU_TYPES = {
+    "CUSTOM_NVIDIA_A100_8C": ("1/5", 8, 10),
+    "CUSTOM_NVIDIA_A100_10C": ("1/4", 10, 10),
+    "CUSTOM_NVIDIA_A100_20C": ("1/2", 20, 10),
+    "CUSTOM_NVIDIA_A100_40C": ("1", 40, 10),
+}
+GB = 1024
+# Jetstream2-like flavors: name -> (vCPUs, RAM MB, root disk GB, family, vGPU trait or None)
+FLAVORS = {
+    "m3.tiny": (1, 3 * GB, 20, "cpu", None),
+    "m3.small": (2, 6 * GB, 20, "cpu", None),
+    "m3.quad": (4, 15 * GB, 20, "cpu", None),
+    "m3.medium": (8, 30 * GB, 60, "cpu", None),
+    "m3.large": (16, 60 * GB, 60, "cpu", None),
+    "m3.xl": (32, 125 * GB, 60, "cpu", None),
+    "m3.2xl": (64, 250 * GB, 60, "cpu", None),
+    "r3.large": (64, 500 * GB, 60, "large-memory", None),
+    "r3.xl": (128, 1000 * GB, 60, "large-memory", None),
+    "g3.small": (4, 15 * GB, 60, "gpu", "CUSTOM_NVIDIA_A100_8C"),
+    "g3.medium": (8, 30 * GB, 60, "gpu", "CUSTOM_NVIDIA_A100_10C"),
+    "g3.large": (16, 60 * GB, 60, "gpu", "CUSTOM_NVIDIA_A100_20C"),
+    "g3.xl": (32, 125 * GB, 60, "gpu", "CUSTOM_NVIDIA_A100_40C"),
+}
+IMAGES = {
+    "Featured-Ubuntu24": {"os_distro": "ubuntu", "os_version": "24.04", "min_disk": 20},
+    "Featured-Rocky9": {"os_distro": "rocky", "os_version": "9", "min_disk": 20},
+}
+
+
+def say(msg):
+    print(f"seed: {msg}", flush=True)
+
+
+def admin():
+    return openstack.connection.Connection(
+        auth={"auth_url": KEYSTONE, "username": "admin", "password": C.ADMIN_PASSWORD, "project_name": "admin",
+              "user_domain_name": "Default", "project_domain_name": "Default"},
+        region_name=C.REGION, interface="public", identity_api_version="3")
+
+
+def identity(conn):
+    idn = conn.identity
+    project = idn.find_project("service", domain_id="default") or idn.create_project(
+        name="service", domain_id="default", description="OpenStack services")
+    roles = {}
+    for r in ("admin", "member", "reader", "service"):
+        roles[r] = idn.find_role(r) or idn.create_role(name=r)
+    for name in SERVICE_USERS:
+        user = idn.find_user(name, domain_id="default") or idn.create_user(
+            name=name, password=C.SERVICE_PASSWORD, domain_id="default", default_project_id=project.id)
+        for r in ("admin", "service"):
+            idn.assign_project_role_to_user(project, user, roles[r])
+    for name, type_, url in CATALOG:
+        svc = next((s for s in idn.services() if s.type == type_), None) or idn.create_service(
+            name=name, type=type_, is_enabled=True)
+        eps = [e for e in idn.endpoints(service_id=svc.id) if e.interface == "public"]
+        if not eps:
+            idn.create_endpoint(service_id=svc.id, interface="public", url=url, region_id=C.REGION)
+        elif eps[0].url != url:
+            idn.update_endpoint(eps[0], url=url)
+    say(f"identity: project service, users {', '.join(SERVICE_USERS)}, catalog of {len(CATALOG)} services")
+
+
+def placement_req(conn, method, url, **kw):
+    r = conn.placement.request(url, method, microversion="1.39", raise_exc=False, **kw)
+    if r.status_code >= 400 and r.status_code != 409:
+        raise RuntimeError(f"placement {method} {url}: {r.status_code} {r.text[:300]}")
+    return r
+
+
+def wait_compute(conn, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = placement_req(conn, "GET", f"/resource_providers?name={C.HOST}")
+        rps = r.json()["resource_providers"]
+        if rps:
+            inv = placement_req(conn, "GET", f"/resource_providers/{rps[0]['uuid']}/inventories").json()
+            if "VCPU" in inv["inventories"]:
+                return rps[0]
+        time.sleep(1)
+    raise RuntimeError(f"no resource provider for compute host {C.HOST} in placement after {timeout}s")
+
+
+def vgpu_providers(conn):
+    root = wait_compute(conn)
+    for trait, (_frac, mem, slices) in VGPU_TYPES.items():
+        placement_req(conn, "PUT", f"/traits/{trait}")
+        name = f"{C.HOST}_vgpu_{trait.removeprefix('CUSTOM_').lower()}"
+        found = placement_req(conn, "GET", f"/resource_providers?name={name}").json()["resource_providers"]
+        if found:
+            rp = found[0]
+        else:
+            rp = placement_req(conn, "POST", "/resource_providers",
+                               json={"name": name, "parent_provider_uuid": root["uuid"]}).json()
+        inv = placement_req(conn, "GET", f"/resource_providers/{rp['uuid']}/inventories").json()
+        want = {"VGPU": {"total": slices, "max_unit": slices, "min_unit": 1, "step_size": 1, "reserved": 0,
+                         "allocation_ratio": 1.0}}
+        if inv["inventories"] != want:
+            placement_req(conn, "PUT", f"/resource_providers/{rp['uuid']}/inventories",
+                          json={"resource_provider_generation": inv["resource_provider_generation"],
+                                "inventories": want})
+        traits = placement_req(conn, "GET", f"/resource_providers/{rp['uuid']}/traits").json()
+        if traits["traits"] != [trait]:
+            placement_req(conn, "PUT", f"/resource_providers/{rp['uuid']}/traits",
+                          json={"resource_provider_generation": traits["resource_provider_generation"],
+                                "traits": [trait]})
+    say(f"placement: {len(VGPU_TYPES)} vGPU child providers under {C.HOST} ({root['uuid']})")
+
+
+def flavor_specs(family, trait):
+    specs = {"portal:family": family}
+    if trait:
+        frac, mem, _ = VGPU_TYPES[trait]
+        specs.update({
+            "resources:VGPU": "1",
+            f"trait:{trait}": "required",
+            "portal:gpu_model": "NVIDIA A100 40GB",
+            "portal:gpu_fraction": frac,
+            "portal:gpu_memory_gb": str(mem),
+            "portal:vgpu_type": trait.removeprefix("CUSTOM_"),
+        })
+    return specs
+
+
+def flavors(conn):
+    existing = {f.name: f for f in conn.compute.flavors(is_public=None)}
+    for name, (vcpus, ram, disk, family, trait) in FLAVORS.items():
+        f = existing.get(name)
+        if f is None:
+            f = conn.compute.create_flavor(name=name, vcpus=vcpus, ram=ram, disk=disk, is_public=True,
+                                           description=f"Jetstream2-like {family} flavor")
+        specs = flavor_specs(family, trait)
+        have = conn.compute.fetch_flavor_extra_specs(f).extra_specs or {}
+        if any(have.get(k) != v for k, v in specs.items()):
+            conn.compute.create_flavor_extra_specs(f, {k: v for k, v in specs.items() if have.get(k) != v})
+    say(f"flavors: {', '.join(FLAVORS)}")
+
+
+def images(conn):
+    for name, props in IMAGES.items():
+        if conn.image.find_image(name):
+            continue
+        # A small raw disk made here: a recognisable header, then zeros (no downloads).
+        data = (f"devcloud image {name}\n".encode() + b"\0" * (1024 * 1024))
+        img = conn.image.create_image(name=name, disk_format="raw", container_format="bare", visibility="public",
+                                      min_disk=props["min_disk"], os_distro=props["os_distro"],
+                                      os_version=props["os_version"], os_type="linux",
+                                      allow_duplicates=True)
+        conn.image.put(f"/images/{img.id}/file", data=data, headers={"Content-Type": "application/octet-stream"})
+        deadline = time.monotonic() + 60
+        while conn.image.get_image(img.id).status != "active":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"image {name} not active after 60s")
+            time.sleep(0.3)
+    say(f"images: {', '.join(IMAGES)}")
+
+
+def network(conn):
+    net = conn.network.find_network("public")
+    if net is None:
+        net = conn.network.create_network(name="public", is_router_external=True, is_shared=False,
+                                          provider_network_type="flat", provider_physical_network="public",
+                                          description="External network for floating IPs")
+    if not list(conn.network.subnets(network_id=net.id)):
+        conn.network.create_subnet(name="public-subnet", network_id=net.id, ip_version=4,
+                                   cidr="203.0.113.0/24", gateway_ip="203.0.113.1", is_dhcp_enabled=False,
+                                   allocation_pools=[{"start": "203.0.113.10", "end": "203.0.113.250"}])
+    say("network: public (router:external, 203.0.113.0/24)")
+
+
+def volume_type(conn):
+    vt = next((t for t in conn.block_storage.types() if t.name == "default"), None)
+    if vt is None:
+        vt = conn.block_storage.create_type(name="default", description="devcloud fake backend",
+                                            extra_specs={"volume_backend_name": "fake"})
+    say("volume type: default (backend fake)")
+
+
+def wait_services(conn, timeout=120):
+    """nova-conductor/scheduler/compute and cinder-scheduler/volume report up."""
+    deadline = time.monotonic() + timeout
+    want_nova = {"nova-conductor", "nova-scheduler", "nova-compute"}
+    want_cinder = {"cinder-scheduler", "cinder-volume"}
+    while True:
+        up = {s.binary for s in conn.compute.services() if s.state == "up" and s.status == "enabled"}
+        up |= {s.binary for s in conn.block_storage.services() if s.state == "up"}
+        missing = (want_nova | want_cinder) - up
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"services not up after {timeout}s: {', '.join(sorted(missing))}")
+        time.sleep(1)
+
+
+def main():
+    phase = sys.argv[1]
+    conn = admin()
+    if phase == "identity":
+        identity(conn)
+    elif phase == "cloud":
+        flavors(conn)
+        network(conn)
+        volume_type(conn)
+        images(conn)
+        vgpu_providers(conn)
+        wait_services(conn)
+    else:
+        raise SystemExit(f"unknown phase {phase}")
+
+
+if __name__ == "__main__":
+    os.environ.pop("OS_CLOUD", None)
+    main()
