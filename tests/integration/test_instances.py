@@ -1,0 +1,212 @@
+"""Instances against the real local cloud, a real Celery worker and the web UI (Django client)."""
+import uuid
+
+import pytest
+from django.urls import reverse
+
+from instances.models import Instance, LaunchRequest
+from instances.services import project_sync
+from portal.cloud import placement
+from portal.cloud.connection import connection_get
+from tests.fixtures.celery_worker import wait_for
+
+from tests.instances.integration_support import (act, devcloud_ready, launch_via_form, nova, nova_servers,
+                                                 start_worker, wait_final)
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="session")
+def devcloud(devcloud_ready):
+    """Stand-in until tests/integration/conftest.py publishes the shared `devcloud` fixture."""
+    return devcloud_ready
+
+
+@pytest.fixture
+def member_client(client, cloud_allocation):
+    client.force_login(cloud_allocation.pi)
+    return client
+
+
+def test_a_server_made_with_openstacksdk_shows_after_a_sync_as_outside_the_portal(member_client, cloud_allocation):
+    # given a researcher creates a server from the CLI, not through the portal
+    pid = cloud_allocation.openstack_project_id
+    conn = connection_get(project_id=pid)
+    server = conn.compute.create_server(
+        name="made-by-cli", flavor_id=conn.compute.find_flavor("m3.tiny", ignore_missing=False).id,
+        image_id=conn.image.find_image("Featured-Ubuntu24", ignore_missing=False).id, networks="none")
+    conn.compute.wait_for_server(server, status="ACTIVE", wait=120, interval=1)
+    # when the mirror syncs
+    project_sync(allocation=cloud_allocation)
+    # then the list page shows it, its creator "outside the portal"
+    page = member_client.get(reverse("instances:list")).content.decode()
+    assert "made-by-cli" in page and "outside the portal" in page and "Featured-Ubuntu24" in page
+    # and once it is deleted outside the portal, the next sync drops it
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, wait=60)
+    project_sync(allocation=cloud_allocation)
+    assert "made-by-cli" not in member_client.get(reverse("instances:list")).content.decode()
+
+
+def test_launch_one_and_three_cpu_and_one_vgpu_instance_through_the_web_ui(
+        member_client, cloud_allocation, celery_worker_process):
+    pid = cloud_allocation.openstack_project_id
+    one = launch_via_form(member_client, cloud_allocation, flavor="m3.small", name="single")
+    three = launch_via_form(member_client, cloud_allocation, flavor="m3.small", name="trio", count=3,
+                            user_data="#cloud-config\npackages: [htop]\n")
+    gpu = launch_via_form(member_client, cloud_allocation, flavor="g3.small", name="gpu")
+    for row in (one, three, gpu):
+        row = wait_final(row)
+        assert row.state == "succeeded", row.error
+        page = member_client.get(reverse("instances:launch_detail", args=[row.pk])).content.decode()
+        assert "succeeded" in page
+    servers = {s.name: s for s in nova_servers(pid)}
+    assert sorted(servers) == ["gpu", "single", "trio-1", "trio-2", "trio-3"]
+    assert all(s.status == "ACTIVE" for s in servers.values())
+    assert servers["trio-2"].metadata["portal:created_by"] == cloud_allocation.pi.email
+    # the vGPU instance really holds a VGPU in Placement
+    assert placement.consumer_resource_total(consumer_id=servers["gpu"].id, resource_class="VGPU") == 1
+    page = member_client.get(reverse("instances:list")).content.decode()
+    assert page.count('data-testid="instance-row"') == 5 and "1/5 of an A100" in page
+
+
+@pytest.fixture
+def greedy_vgpu_flavor():
+    conn = connection_get()
+    name = f"g3.test-{uuid.uuid4().hex[:6]}"
+    flavor = conn.compute.create_flavor(name=name, vcpus=1, ram=512, disk=1, is_public=True)
+    conn.compute.create_flavor_extra_specs(flavor, {"resources:VGPU": "64", "portal:family": "gpu",
+                                                    "portal:gpu_fraction": "64"})
+    yield name
+    conn.compute.delete_flavor(flavor, ignore_missing=True)
+
+
+def test_a_flavor_asking_for_more_vgpus_than_exist_fails_clearly_and_leaves_nothing(
+        member_client, cloud_allocation, celery_worker_process, greedy_vgpu_flavor):
+    row = wait_final(launch_via_form(member_client, cloud_allocation, flavor=greedy_vgpu_flavor, name="greedy"))
+    assert row.state == "failed"
+    page = member_client.get(reverse("instances:launch_detail", args=[row.pk])).content.decode()
+    assert "No host has capacity for this flavor" in page
+    assert nova_servers(cloud_allocation.openstack_project_id) == []
+
+
+def test_every_action_changes_the_servers_real_state_in_nova(member_client, cloud_allocation, celery_worker_process):
+    pid = cloud_allocation.openstack_project_id
+    row = wait_final(launch_via_form(member_client, cloud_allocation, flavor="m3.small", name="acted"))
+    assert row.state == "succeeded", row.error
+    instance = Instance.objects.get(name="acted", deleted_at__isnull=True)
+    server_id = instance.server_id
+
+    def nova_server():
+        return nova(pid).get_server(server_id)
+
+    steps = [("stop", "SHUTOFF"), ("start", "ACTIVE"), ("reboot_soft", "ACTIVE"), ("reboot_hard", "ACTIVE"),
+             ("suspend", "SUSPENDED"), ("resume", "ACTIVE"), ("lock", "ACTIVE"), ("unlock", "ACTIVE"),
+             ("shelve", "SHELVED_OFFLOADED"), ("unshelve", "ACTIVE")]
+    for action, status in steps:
+        done = act(member_client, instance, action)
+        assert done.state == "succeeded", f"{action}: {done.error}"
+        server = nova_server()
+        assert server.status == status, action
+        if action in ("lock", "unlock"):
+            assert server.is_locked == (action == "lock")
+        instance.refresh_from_db()
+        assert instance.status == status  # the mirror follows at once
+    # public IP
+    assert act(member_client, instance, "floating_ip_assign").state == "succeeded"
+    assert list(connection_get(project_id=pid).network.ips(project_id=pid))
+    # image
+    done = act(member_client, instance, "image_create", name="acted-snap")
+    assert done.state == "succeeded", done.error
+    assert connection_get(project_id=pid).image.find_image("acted-snap") is not None
+    # resize, then delete
+    done = act(member_client, instance, "resize", flavor_id=connection_get().compute.find_flavor("m3.quad").id)
+    if done.state == "succeeded":
+        assert nova_server().status == "VERIFY_RESIZE"
+        assert act(member_client, instance, "resize_confirm").state == "succeeded"
+        assert nova_server().flavor.original_name == "m3.quad"
+    else:
+        pytest.fail(f"resize failed in the devcloud: {done.error}")
+    done = act(member_client, instance, "delete")
+    assert done.state == "succeeded"
+    assert nova(pid).find_server(server_id, ignore_missing=True) is None
+    connection_get(project_id=pid).image.delete_image(
+        connection_get(project_id=pid).image.find_image("acted-snap"), ignore_missing=True)
+
+
+def test_volume_create_attach_detach_extend_delete_change_real_cinder_state(
+        member_client, cloud_allocation, celery_worker_process):
+    from instances.models import CloudAction, Volume
+
+    pid = cloud_allocation.openstack_project_id
+    cinder = connection_get(project_id=pid).block_storage
+    row = wait_final(launch_via_form(member_client, cloud_allocation, flavor="m3.small", name="withvol"))
+    assert row.state == "succeeded", row.error
+    instance = Instance.objects.get(name="withvol", deleted_at__isnull=True)
+    member_client.post(reverse("instances:volume_create"), {"project": cloud_allocation.pk, "name": "data",
+                                                            "size_gb": 2})
+    created = wait_final(CloudAction.objects.get(action="create"))
+    assert created.state == "succeeded", created.error
+    volume = Volume.objects.get(volume_id=created.target_id)
+    assert cinder.get_volume(volume.volume_id).status == "available"
+
+    def volume_act(action, **data):
+        before = set(CloudAction.objects.values_list("pk", flat=True))
+        member_client.post(reverse("instances:volume_act", args=[volume.pk, action]), data)
+        done = wait_final(CloudAction.objects.exclude(pk__in=before).get())
+        assert done.state == "succeeded", f"{action}: {done.error}"
+        volume.refresh_from_db()
+        return cinder.get_volume(volume.volume_id) if action != "delete" else None
+
+    real = volume_act("attach", server_id=instance.server_id)
+    assert real.status == "in-use" and real.attachments[0]["server_id"] == instance.server_id
+    assert "withvol" in member_client.get(reverse("instances:volumes")).content.decode()
+    assert volume_act("detach").status == "available"
+    assert volume_act("extend", size_gb=3).size == 3
+    volume_act("delete")
+    assert cinder.find_volume(volume.volume_id, ignore_missing=True) is None
+
+
+def test_boot_from_a_new_volume_when_the_root_disk_is_larger_than_the_flavors(
+        member_client, cloud_allocation, celery_worker_process):
+    pid = cloud_allocation.openstack_project_id
+    row = wait_final(launch_via_form(member_client, cloud_allocation, flavor="m3.small", name="bigroot",
+                                     root_disk_gb=30))
+    assert row.state == "succeeded", row.error
+    server = nova_servers(pid)[0]
+    volumes = list(connection_get(project_id=pid).block_storage.volumes())
+    assert [v.size for v in volumes] == [30]
+    assert volumes[0].attachments[0]["server_id"] == server.id
+
+
+def test_killing_the_worker_mid_launch_still_makes_exactly_one_server(
+        member_client, cloud_allocation, tmp_path, monkeypatch):
+    """The stale-launch sweep re-enqueues the launch; lookup-before-create finds the server already made."""
+    import os
+    import signal
+
+    from instances.services import launch_requests_resume
+    from portal.celery import app
+
+    queue = f"cloud.kill-{uuid.uuid4().hex[:6]}"
+    monkeypatch.setattr(app.conf, "task_routes", {"instances.tasks.*": {"queue": queue}})
+    pid = cloud_allocation.openstack_project_id
+    first = start_worker(tmp_path / "first.log", queue)
+    try:
+        row = launch_via_form(member_client, cloud_allocation, flavor="m3.small", name="survivor")
+        wait_for(lambda: LaunchRequest.objects.get(pk=row.pk).server_ids, timeout=60, interval=0.05,
+                 message="the server to be created")
+        os.kill(first.pid, signal.SIGKILL)
+    finally:
+        first.kill()
+        first.wait(timeout=10)
+    assert not LaunchRequest.objects.get(pk=row.pk).is_final  # it really died mid-flight
+    second = start_worker(tmp_path / "second.log", queue)
+    try:
+        assert launch_requests_resume(stale_seconds=0) == 1  # what the beat sweep does after a while
+        row = wait_final(row)
+    finally:
+        second.terminate()
+        second.wait(timeout=20)
+    assert row.state == "succeeded", row.error
+    assert [s.name for s in nova_servers(pid)] == ["survivor"]
