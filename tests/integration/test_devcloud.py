@@ -1,0 +1,161 @@
+"""The devcloud is a real OpenStack: checked through openstacksdk, as the portal will use it."""
+
+import os
+import time
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+VGPU_FLAVORS = {
+    "g3.small": ("CUSTOM_NVIDIA_A100_8C", "1/5", "8"),
+    "g3.medium": ("CUSTOM_NVIDIA_A100_10C", "1/4", "10"),
+    "g3.large": ("CUSTOM_NVIDIA_A100_20C", "1/2", "20"),
+    "g3.xl": ("CUSTOM_NVIDIA_A100_40C", "1", "40"),
+}
+CPU_FLAVORS = {  # name: (vCPUs, RAM GB)
+    "m3.tiny": (1, 3), "m3.small": (2, 6), "m3.quad": (4, 15), "m3.medium": (8, 30), "m3.large": (16, 60),
+    "m3.xl": (32, 125), "m3.2xl": (64, 250), "r3.large": (64, 500), "r3.xl": (128, 1000),
+}
+
+
+def wait_for(fetch, done, timeout=90.0, what="resource"):
+    deadline = time.monotonic() + timeout
+    while True:
+        obj = fetch()
+        if done(obj):
+            return obj
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not ready after {timeout}s: {obj}")
+        time.sleep(0.5)
+
+
+def wait_server(conn, server, timeout=90.0):
+    return wait_for(lambda: conn.compute.get_server(server.id), lambda s: s.status in ("ACTIVE", "ERROR"),
+                    timeout, f"server {server.id}")
+
+
+def image_id(conn, name="Featured-Ubuntu24"):
+    img = conn.image.find_image(name)
+    assert img is not None, f"image {name} not seeded"
+    return img.id
+
+
+def test_seeded_flavors_carry_vgpu_extra_specs(os_project):
+    flavors = {f.name: f for f in os_project.compute.flavors()}
+    for name, (vcpus, ram_gb) in CPU_FLAVORS.items():
+        assert flavors[name].vcpus == vcpus and flavors[name].ram == ram_gb * 1024, name
+    for name, (trait, fraction, mem_gb) in VGPU_FLAVORS.items():
+        specs = os_project.compute.fetch_flavor_extra_specs(flavors[name]).extra_specs
+        assert specs["resources:VGPU"] == "1", name
+        assert specs[f"trait:{trait}"] == "required", name
+        assert specs["portal:gpu_fraction"] == fraction and specs["portal:gpu_memory_gb"] == mem_gb, name
+        assert specs["portal:family"] == "gpu", name
+    images = {i.name: i for i in os_project.image.images()}
+    assert images["Featured-Rocky9"].os_distro == "rocky" and images["Featured-Rocky9"].os_version == "9"
+    assert images["Featured-Ubuntu24"].min_disk == 20
+
+
+def test_server_on_private_network_with_floating_ip_and_volume(os_project, devcloud):
+    conn = os_project
+    public = conn.network.find_network("public")
+    assert public is not None and public.is_router_external
+    net = conn.network.create_network(name="private")
+    subnet = conn.network.create_subnet(network_id=net.id, ip_version=4, cidr="10.10.0.0/24", name="private")
+    router = conn.network.create_router(name="router", external_gateway_info={"network_id": public.id})
+    conn.network.add_interface_to_router(router, subnet_id=subnet.id)
+
+    flavor = conn.compute.find_flavor("m3.tiny")
+    server = conn.compute.create_server(name="vm1", flavor_id=flavor.id, image_id=image_id(conn),
+                                        networks=[{"uuid": net.id}])
+    server = wait_server(conn, server)
+    assert server.status == "ACTIVE", server.fault
+
+    port = next(conn.network.ports(device_id=server.id))
+    assert port.status == "ACTIVE"
+    assert devcloud.conn.network.get_port(port.id).binding_vif_type == "ovs"  # bound by devcloud's ML2 driver
+    fip = conn.network.create_ip(floating_network_id=public.id, port_id=port.id)
+    assert fip.floating_ip_address.startswith("203.0.113.")
+    assert conn.network.get_ip(fip.id).fixed_ip_address == port.fixed_ips[0]["ip_address"]
+
+    volume = conn.block_storage.create_volume(size=1, name="data")
+    volume = wait_for(lambda: conn.block_storage.get_volume(volume.id),
+                      lambda v: v.status in ("available", "error"), 60, "volume")
+    assert volume.status == "available"
+    conn.compute.create_volume_attachment(server, volume_id=volume.id)
+    volume = wait_for(lambda: conn.block_storage.get_volume(volume.id),
+                      lambda v: v.status in ("in-use", "error"), 60, "volume attachment")
+    assert volume.status == "in-use" and volume.attachments[0]["server_id"] == server.id
+
+    # delete everything (the fixture would too; this checks that deletion works)
+    conn.compute.delete_volume_attachment(server, volume.id)
+    wait_for(lambda: conn.block_storage.get_volume(volume.id), lambda v: v.status == "available", 60, "detach")
+    conn.block_storage.delete_volume(volume)
+    conn.network.delete_ip(fip)
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, wait=60)
+    conn.network.remove_interface_from_router(router, subnet_id=subnet.id)
+    conn.network.delete_router(router)
+    conn.network.delete_network(net)
+    assert conn.compute.find_server(server.id) is None
+
+
+def test_gpu_flavor_holds_a_vgpu_allocation_in_placement(os_project, devcloud):
+    conn = os_project
+    server = conn.compute.create_server(name="gpu1", flavor_id=conn.compute.find_flavor("g3.small").id,
+                                        image_id=image_id(conn), networks="none")
+    server = wait_server(conn, server)
+    assert server.status == "ACTIVE", server.fault
+
+    placement = devcloud.conn.placement
+    allocations = placement.get(f"/allocations/{server.id}", microversion="1.39").json()["allocations"]
+    vgpu_rps = [rp for rp, a in allocations.items() if a["resources"].get("VGPU") == 1]
+    assert len(vgpu_rps) == 1, allocations
+    traits = placement.get(f"/resource_providers/{vgpu_rps[0]}/traits", microversion="1.39").json()["traits"]
+    assert "CUSTOM_NVIDIA_A100_8C" in traits
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, wait=60)
+    assert placement.get(f"/allocations/{server.id}", microversion="1.39").json()["allocations"] == {}
+
+
+def test_more_vgpus_than_exist_is_no_valid_host(os_project, devcloud):
+    admin = devcloud.conn
+    flavor = admin.compute.create_flavor(name=f"test-vgpu50-{uuid.uuid4().hex[:8]}", vcpus=1, ram=1024, disk=20,
+                                         is_public=False)
+    try:
+        admin.compute.create_flavor_extra_specs(flavor, {"resources:VGPU": "50"})
+        admin.compute.flavor_add_tenant_access(flavor, os_project.current_project_id)
+        server = os_project.compute.create_server(name="too-big", flavor_id=flavor.id,
+                                                  image_id=image_id(os_project), networks="none")
+        server = wait_server(os_project, server)
+        assert server.status == "ERROR"
+        assert "No valid host" in (server.fault or {}).get("message", ""), server.fault
+    finally:
+        admin.compute.delete_flavor(flavor, ignore_missing=True)
+
+
+@pytest.mark.skipif(os.environ.get("DEVCLOUD_RESTART_TEST") != "1",
+                    reason="restarts the whole cloud (slow); set DEVCLOUD_RESTART_TEST=1")
+def test_down_and_up_keeps_state(os_project, devcloud):
+    """Last in this module on purpose: the cloud is restarted, then used again."""
+    conn = os_project
+    net = conn.network.create_network(name="survivor")
+    conn.network.create_subnet(network_id=net.id, ip_version=4, cidr="10.20.0.0/24")
+    server = conn.compute.create_server(name="survivor", flavor_id=conn.compute.find_flavor("m3.small").id,
+                                        image_id=image_id(conn), networks=[{"uuid": net.id}])
+    assert wait_server(conn, server).status == "ACTIVE"
+
+    assert devcloud.run("down", timeout=120).returncode == 0
+    t = time.monotonic()
+    r = devcloud.run("up", timeout=300)
+    took = time.monotonic() - t
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert took < 60, f"up from saved state took {took:.0f}s"
+    devcloud.reconnect()
+
+    assert conn.network.get_network(net.id).name == "survivor"
+    assert conn.compute.get_server(server.id).status == "ACTIVE"
+    again = conn.compute.create_server(name="after-restart", flavor_id=conn.compute.find_flavor("m3.tiny").id,
+                                       image_id=image_id(conn), networks=[{"uuid": net.id}])
+    assert wait_server(conn, again).status == "ACTIVE"
