@@ -1,6 +1,7 @@
 """Launching servers: the request row, and the provisioning that cannot duplicate or leak."""
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 
@@ -14,10 +15,11 @@ from portal.cloud.errors import CloudError, CloudUnavailable
 from portal.services import status_row_enqueue, status_row_fail, status_row_progress, status_row_start, \
     status_row_succeed
 
-from ..models import Instance, LaunchRequest
+from ..models import Instance, LaunchRequest, ProjectSync
 from .sync import instances_upsert
 
 DEFAULT_GROUP = "ssh-icmp"
+logger = logging.getLogger(__name__)
 
 
 class LaunchTimedOut(CloudError):
@@ -85,8 +87,12 @@ def _create_servers(row: LaunchRequest) -> LaunchRequest:
     missing = [i for i in range(1, row.count + 1) if i not in existing]
     if not missing:
         return row
-    network_id = _network_id(row)
-    groups = row.security_groups or ["default", security_group_ensure_default(project_id=row.project_id)]
+    with transaction.atomic():
+        # One launch at a time sets a project up, so concurrent first launches make one network and group.
+        ProjectSync.objects.get_or_create(project_id=row.project_id)
+        ProjectSync.objects.select_for_update().get(project_id=row.project_id)
+        network_id = _network_id(row)
+        groups = row.security_groups or ["default", security_group_ensure_default(project_id=row.project_id)]
     key_name = ""
     if row.ssh_key:
         key_name = compute.keypair_ensure(name=row.ssh_key.nova_name, public_key=row.ssh_key.public_key).name
@@ -180,11 +186,12 @@ def launch_provision(*, request_id: int) -> LaunchRequest:
             raise  # the task retries; the lookup-before-create makes that safe
         return _fail(row, "The cloud stopped answering while launching. Nothing was left behind.")
     except CloudError as exc:
-        return _fail(row, str(exc))
+        return _fail(row, str(exc), exc.detail)
     return status_row_succeed(row=row, step="active")
 
 
-def _fail(row: LaunchRequest, message: str) -> LaunchRequest:
+def _fail(row: LaunchRequest, message: str, detail: str = "") -> LaunchRequest:
+    logger.warning("launch %s failed: %s %s", row.pk, message, detail)
     row.refresh_from_db()
     try:
         launch_cleanup(row=row)

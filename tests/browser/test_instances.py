@@ -5,13 +5,19 @@ import pytest
 
 from portal.cloud.connection import connection_get
 from tests.factories import PASSWORD
+from tests.instances.integration_support import devcloud_ready, instances_allocation  # noqa: F401
+
+
+@pytest.fixture(scope="session")
+def devcloud(devcloud_ready):
+    return devcloud_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def test_launch_then_stop_start_and_delete_an_instance_in_the_browser(
-        page, screenshot, cloud_allocation, celery_worker_process):
-    pi = cloud_allocation.pi
+        page, screenshot, instances_allocation, celery_worker_process):
+    pi = instances_allocation.pi
     page.on("dialog", lambda dialog: dialog.accept())  # destructive actions ask first
     page.goto("/accounts/login/")
     page.get_by_label("Email").fill(pi.email)
@@ -41,12 +47,12 @@ def test_launch_then_stop_start_and_delete_an_instance_in_the_browser(
         page.get_by_role("button", name="Delete").wait_for()  # actions are offered again once settled
     screenshot("started-again")
     server_id = page.locator("dd.font-monospace, dd.small.font-monospace").inner_text().strip()
-    assert connection_get(project_id=cloud_allocation.openstack_project_id).compute.get_server(server_id).status == "ACTIVE"
+    assert connection_get(project_id=instances_allocation.openstack_project_id).compute.get_server(server_id).status == "ACTIVE"
 
     # delete (confirmed in the dialog)
     page.get_by_role("button", name="Delete").click()
     page.get_by_role("heading", name="Instances").wait_for()
-    conn = connection_get(project_id=cloud_allocation.openstack_project_id)
+    conn = connection_get(project_id=instances_allocation.openstack_project_id)
     from tests.fixtures.celery_worker import wait_for
     wait_for(lambda: conn.compute.find_server(server_id, ignore_missing=True) is None, timeout=60,
              message="the server to be deleted in Nova")

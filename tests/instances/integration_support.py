@@ -18,7 +18,8 @@ def nova_servers(project_id: str) -> list:
 
 def launch_via_form(client, allocation, **fields) -> LaunchRequest:
     """Post the launch form as a user would and return the request it made."""
-    flavor = next(f for f in connection_get().compute.flavors(details=True) if f.name == fields.pop("flavor"))
+    flavor_name = fields.pop("flavor")
+    flavor = next(f for f in connection_get().compute.flavors(details=True) if f.name == flavor_name)
     image = connection_get().image.find_image(fields.pop("image", "Featured-Ubuntu24"), ignore_missing=False)
     data = {"project": allocation.pk, "name": "node", "image": image.id, "flavor": flavor.id, "count": 1, **fields}
     before = set(LaunchRequest.objects.values_list("pk", flat=True))
@@ -64,6 +65,8 @@ def start_worker(log_path, queues: str):
     return proc
 
 
+import uuid  # noqa: E402
+
 import pytest  # noqa: E402
 
 
@@ -74,3 +77,49 @@ def devcloud_ready():
 
     compute_ping(timeout=10)
     return True
+
+
+@pytest.fixture
+def instances_allocation(devcloud, transactional_db):
+    """An active allocation mapped to a fresh Keystone project where the portal's user is admin.
+
+    Made directly (not through the allocations worker) so it is safe next to a running worker."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from allocations.models import Allocation, LedgerEntry, Membership
+    from portal.cloud import usage
+    from tests.factories import UserFactory
+
+    conn = connection_get()
+    project = conn.identity.create_project(name=f"inst-test-{uuid.uuid4().hex[:8]}", domain_id="default")
+    admin_user = conn.identity.find_user(conn.current_user_id) if hasattr(conn, "current_user_id") else None
+    admin_user = admin_user or conn.identity.find_user("admin", domain_id="default")
+    for role in ("admin", "member"):
+        conn.identity.assign_project_role_to_user(project, admin_user, conn.identity.find_role(role))
+    conn.set_compute_quotas(project.id, instances=30, cores=200, ram=1024 * 1024)
+    pi = UserFactory()
+    today = timezone.localdate()
+    allocation = Allocation.objects.create(
+        title="Instances test", pi=pi, kind="research_gpu", justification="Tests.", requested_sus=10000,
+        awarded_sus=10000, start_date=today - timedelta(days=1), end_date=today + timedelta(days=365),
+        status="active", openstack_project_id=project.id, openstack_project_name=project.name)
+    Membership.objects.create(allocation=allocation, user=pi, role="pi", keystone_role_granted=True)
+    LedgerEntry.objects.create(allocation=allocation, kind="award", sus=10000, note="award")
+    yield allocation
+    try:
+        usage.project_resources_delete(project_id=project.id)
+        for image in conn.image.images(owner=project.id):
+            conn.image.delete_image(image, ignore_missing=True)
+        for router in conn.network.routers(project_id=project.id):
+            for port in conn.network.ports(device_id=router.id, device_owner="network:router_interface"):
+                conn.network.remove_interface_from_router(router, port_id=port.id)
+            conn.network.delete_router(router, ignore_missing=True)
+        for net in conn.network.networks(project_id=project.id):
+            conn.network.delete_network(net, ignore_missing=True)
+        for group in conn.network.security_groups(project_id=project.id):
+            if group.name != "default":
+                conn.network.delete_security_group(group, ignore_missing=True)
+    finally:
+        conn.identity.delete_project(project, ignore_missing=True)

@@ -10,10 +10,11 @@ from portal.cloud import placement
 from portal.cloud.connection import connection_get
 from tests.fixtures.celery_worker import wait_for
 
-from tests.instances.integration_support import (act, devcloud_ready, launch_via_form, nova, nova_servers,
+from tests.instances.integration_support import (act, devcloud_ready, instances_allocation, launch_via_form, nova, nova_servers,
                                                  start_worker, wait_final)
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+__all__ = ["instances_allocation"]
 
 
 @pytest.fixture(scope="session")
@@ -23,38 +24,38 @@ def devcloud(devcloud_ready):
 
 
 @pytest.fixture
-def member_client(client, cloud_allocation):
-    client.force_login(cloud_allocation.pi)
+def member_client(client, instances_allocation):
+    client.force_login(instances_allocation.pi)
     return client
 
 
-def test_a_server_made_with_openstacksdk_shows_after_a_sync_as_outside_the_portal(member_client, cloud_allocation):
+def test_a_server_made_with_openstacksdk_shows_after_a_sync_as_outside_the_portal(member_client, instances_allocation):
     # given a researcher creates a server from the CLI, not through the portal
-    pid = cloud_allocation.openstack_project_id
+    pid = instances_allocation.openstack_project_id
     conn = connection_get(project_id=pid)
     server = conn.compute.create_server(
         name="made-by-cli", flavor_id=conn.compute.find_flavor("m3.tiny", ignore_missing=False).id,
         image_id=conn.image.find_image("Featured-Ubuntu24", ignore_missing=False).id, networks="none")
     conn.compute.wait_for_server(server, status="ACTIVE", wait=120, interval=1)
     # when the mirror syncs
-    project_sync(allocation=cloud_allocation)
+    project_sync(allocation=instances_allocation)
     # then the list page shows it, its creator "outside the portal"
     page = member_client.get(reverse("instances:list")).content.decode()
     assert "made-by-cli" in page and "outside the portal" in page and "Featured-Ubuntu24" in page
     # and once it is deleted outside the portal, the next sync drops it
     conn.compute.delete_server(server)
     conn.compute.wait_for_delete(server, wait=60)
-    project_sync(allocation=cloud_allocation)
+    project_sync(allocation=instances_allocation)
     assert "made-by-cli" not in member_client.get(reverse("instances:list")).content.decode()
 
 
 def test_launch_one_and_three_cpu_and_one_vgpu_instance_through_the_web_ui(
-        member_client, cloud_allocation, celery_worker_process):
-    pid = cloud_allocation.openstack_project_id
-    one = launch_via_form(member_client, cloud_allocation, flavor="m3.small", name="single")
-    three = launch_via_form(member_client, cloud_allocation, flavor="m3.small", name="trio", count=3,
+        member_client, instances_allocation, celery_worker_process):
+    pid = instances_allocation.openstack_project_id
+    one = launch_via_form(member_client, instances_allocation, flavor="m3.small", name="single")
+    three = launch_via_form(member_client, instances_allocation, flavor="m3.small", name="trio", count=3,
                             user_data="#cloud-config\npackages: [htop]\n")
-    gpu = launch_via_form(member_client, cloud_allocation, flavor="g3.small", name="gpu")
+    gpu = launch_via_form(member_client, instances_allocation, flavor="g3.small", name="gpu")
     for row in (one, three, gpu):
         row = wait_final(row)
         assert row.state == "succeeded", row.error
@@ -63,7 +64,7 @@ def test_launch_one_and_three_cpu_and_one_vgpu_instance_through_the_web_ui(
     servers = {s.name: s for s in nova_servers(pid)}
     assert sorted(servers) == ["gpu", "single", "trio-1", "trio-2", "trio-3"]
     assert all(s.status == "ACTIVE" for s in servers.values())
-    assert servers["trio-2"].metadata["portal:created_by"] == cloud_allocation.pi.email
+    assert servers["trio-2"].metadata["portal:created_by"] == instances_allocation.pi.email
     # the vGPU instance really holds a VGPU in Placement
     assert placement.consumer_resource_total(consumer_id=servers["gpu"].id, resource_class="VGPU") == 1
     page = member_client.get(reverse("instances:list")).content.decode()
@@ -82,17 +83,17 @@ def greedy_vgpu_flavor():
 
 
 def test_a_flavor_asking_for_more_vgpus_than_exist_fails_clearly_and_leaves_nothing(
-        member_client, cloud_allocation, celery_worker_process, greedy_vgpu_flavor):
-    row = wait_final(launch_via_form(member_client, cloud_allocation, flavor=greedy_vgpu_flavor, name="greedy"))
+        member_client, instances_allocation, celery_worker_process, greedy_vgpu_flavor):
+    row = wait_final(launch_via_form(member_client, instances_allocation, flavor=greedy_vgpu_flavor, name="greedy"))
     assert row.state == "failed"
     page = member_client.get(reverse("instances:launch_detail", args=[row.pk])).content.decode()
     assert "No host has capacity for this flavor" in page
-    assert nova_servers(cloud_allocation.openstack_project_id) == []
+    assert nova_servers(instances_allocation.openstack_project_id) == []
 
 
-def test_every_action_changes_the_servers_real_state_in_nova(member_client, cloud_allocation, celery_worker_process):
-    pid = cloud_allocation.openstack_project_id
-    row = wait_final(launch_via_form(member_client, cloud_allocation, flavor="m3.small", name="acted"))
+def test_every_action_changes_the_servers_real_state_in_nova(member_client, instances_allocation, celery_worker_process):
+    pid = instances_allocation.openstack_project_id
+    row = wait_final(launch_via_form(member_client, instances_allocation, flavor="m3.small", name="acted"))
     assert row.state == "succeeded", row.error
     instance = Instance.objects.get(name="acted", deleted_at__isnull=True)
     server_id = instance.server_id
@@ -135,15 +136,15 @@ def test_every_action_changes_the_servers_real_state_in_nova(member_client, clou
 
 
 def test_volume_create_attach_detach_extend_delete_change_real_cinder_state(
-        member_client, cloud_allocation, celery_worker_process):
+        member_client, instances_allocation, celery_worker_process):
     from instances.models import CloudAction, Volume
 
-    pid = cloud_allocation.openstack_project_id
+    pid = instances_allocation.openstack_project_id
     cinder = connection_get(project_id=pid).block_storage
-    row = wait_final(launch_via_form(member_client, cloud_allocation, flavor="m3.small", name="withvol"))
+    row = wait_final(launch_via_form(member_client, instances_allocation, flavor="m3.small", name="withvol"))
     assert row.state == "succeeded", row.error
     instance = Instance.objects.get(name="withvol", deleted_at__isnull=True)
-    member_client.post(reverse("instances:volume_create"), {"project": cloud_allocation.pk, "name": "data",
+    member_client.post(reverse("instances:volume_create"), {"project": instances_allocation.pk, "name": "data",
                                                             "size_gb": 2})
     created = wait_final(CloudAction.objects.get(action="create"))
     assert created.state == "succeeded", created.error
@@ -168,9 +169,9 @@ def test_volume_create_attach_detach_extend_delete_change_real_cinder_state(
 
 
 def test_boot_from_a_new_volume_when_the_root_disk_is_larger_than_the_flavors(
-        member_client, cloud_allocation, celery_worker_process):
-    pid = cloud_allocation.openstack_project_id
-    row = wait_final(launch_via_form(member_client, cloud_allocation, flavor="m3.small", name="bigroot",
+        member_client, instances_allocation, celery_worker_process):
+    pid = instances_allocation.openstack_project_id
+    row = wait_final(launch_via_form(member_client, instances_allocation, flavor="m3.small", name="bigroot",
                                      root_disk_gb=30))
     assert row.state == "succeeded", row.error
     server = nova_servers(pid)[0]
@@ -180,7 +181,7 @@ def test_boot_from_a_new_volume_when_the_root_disk_is_larger_than_the_flavors(
 
 
 def test_killing_the_worker_mid_launch_still_makes_exactly_one_server(
-        member_client, cloud_allocation, tmp_path, monkeypatch):
+        member_client, instances_allocation, tmp_path, monkeypatch):
     """The stale-launch sweep re-enqueues the launch; lookup-before-create finds the server already made."""
     import os
     import signal
@@ -190,10 +191,10 @@ def test_killing_the_worker_mid_launch_still_makes_exactly_one_server(
 
     queue = f"cloud.kill-{uuid.uuid4().hex[:6]}"
     monkeypatch.setattr(app.conf, "task_routes", {"instances.tasks.*": {"queue": queue}})
-    pid = cloud_allocation.openstack_project_id
+    pid = instances_allocation.openstack_project_id
     first = start_worker(tmp_path / "first.log", queue)
     try:
-        row = launch_via_form(member_client, cloud_allocation, flavor="m3.small", name="survivor")
+        row = launch_via_form(member_client, instances_allocation, flavor="m3.small", name="survivor")
         wait_for(lambda: LaunchRequest.objects.get(pk=row.pk).server_ids, timeout=60, interval=0.05,
                  message="the server to be created")
         os.kill(first.pid, signal.SIGKILL)
