@@ -32,6 +32,7 @@ def credential_create(*, user, allocation: Allocation, name: str, expires_in_day
     cred = identity.app_credential_create(
         user_id=ks.keystone_user_id, username=ks.keystone_username, password=crypto.decrypt(ks.encrypted_password),
         domain=settings.PORTAL_KEYSTONE_DOMAIN, project_id=allocation.openstack_project_id, name=full_name,
+        roles=[settings.PORTAL_MEMBER_ROLE],
         expires_at=expires_at)
     row = ApplicationCredential.objects.create(user=user, allocation=allocation, keystone_id=cred.id,
                                                name=cred.name, expires_at=expires_at)

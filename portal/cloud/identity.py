@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import openstack
 
@@ -171,8 +171,13 @@ def role_assignment_list(*, project_id: str) -> list[RoleAssignment]:
             key=lambda a: (a.user_id, a.role))
 
 
+def _keystone_time(value: datetime) -> str:
+    """Keystone wants naive UTC with microseconds, e.g. 2027-01-31T12:00:00.000000."""
+    return value.astimezone(timezone.utc).replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
 def app_credential_create(*, user_id: str, username: str, password: str, domain: str, project_id: str,
-                          name: str, expires_at: datetime | None = None) -> AppCredential:
+                          name: str, roles: list[str], expires_at: datetime | None = None) -> AppCredential:
     """Mint an application credential as the user (Keystone lets only users make their own)."""
     admin = connection_get()
     auth = {
@@ -185,7 +190,10 @@ def app_credential_create(*, user_id: str, username: str, password: str, domain:
             api_timeout=admin.config.config.get("api_timeout"))
         try:
             cred = conn.identity.create_application_credential(
-                user_id, name=name, expires_at=expires_at.isoformat() if expires_at else None,
+                user_id, name=name, expires_at=_keystone_time(expires_at) if expires_at else None,
+                # Name the roles: delegating the token's own would include implied roles
+                # (reader) that Keystone then fails to find as direct assignments.
+                roles=[{"name": role} for role in roles],
                 description="Made on the research cloud portal's Credentials page")
         finally:
             conn.close()
