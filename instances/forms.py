@@ -90,6 +90,10 @@ class LaunchForm(forms.Form):
         size = data.get("root_disk_gb")
         if flavor and size and size < flavor.disk_gb:
             self.add_error("root_disk_gb", f"The flavor already has a {flavor.disk_gb} GB disk; pick more or leave empty.")
+        image = self.chosen_image
+        if flavor and image and image.min_disk_gb > max(flavor.disk_gb, size or 0):
+            self.add_error("root_disk_gb", f"{image.name} needs a disk of at least {image.min_disk_gb} GB; "
+                                           "pick a bigger flavor or a larger root disk.")
         return data
 
     @property

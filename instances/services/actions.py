@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 
 from allocations.charging import preflight_launch
 from portal.cloud import compute, network
-from portal.cloud.errors import CloudError, NotFound
+from portal.cloud.errors import CloudError, CloudUnavailable, NotFound
 from portal.services import status_row_enqueue, status_row_fail, status_row_start, status_row_succeed
 
 from ..models import ActionTarget, CloudAction, Instance
@@ -167,6 +167,17 @@ def _done(row: CloudAction, server: compute.Server | None) -> bool:
     return server.status in ACTIONS[row.action].done_statuses
 
 
+def _already_done(row: CloudAction) -> bool:
+    if row.action in ("image_create", "floating_ip_assign", "floating_ip_release", "reboot_soft", "reboot_hard"):
+        return False
+    try:
+        return _done(row, compute.server_get(project_id=row.project_id, server_id=row.target_id))
+    except NotFound:
+        return row.action == "delete"
+    except CloudError:
+        return False
+
+
 def _wait(row: CloudAction) -> None:
     deadline = time.time() + settings.PORTAL_ACTION_DEADLINE
     interval = 0.5
@@ -190,15 +201,24 @@ def action_run(*, action_id: int) -> CloudAction:
     if row.is_final:
         return row
     row = status_row_start(row=row, step=ACTIONS[row.action].label.lower())
+    error = ""
     try:
-        _call(row)
+        if row.attempts == 1 or not _already_done(row):  # a retry must not repeat what went through
+            _call(row)
         _wait(row)
+    except CloudUnavailable:
+        if row.attempts < settings.PORTAL_LAUNCH_ATTEMPTS:
+            raise  # the task retries with backoff
+        error = CloudUnavailable.default_message
     except CloudError as exc:
-        row = status_row_fail(row=row, error=str(exc))
-    else:
-        row = status_row_succeed(row=row)
+        error = str(exc)
+    row.refresh_from_db()
+    _refresh_mirror(row)  # before the row is final, so whoever sees it final sees the new state
+    return status_row_fail(row=row, error=error) if error else status_row_succeed(row=row)
+
+
+def _refresh_mirror(row: CloudAction) -> None:
     try:
         instance_refresh(allocation=row.allocation, server_id=row.target_id)
     except CloudError:
         pass  # the next sync will catch up
-    return row

@@ -130,13 +130,18 @@ def volume_action_run(*, action_id: int) -> CloudAction:
     if row.is_final:
         return row
     row = status_row_start(row=row, step=LABELS[row.action].lower())
+    error = ""
     try:
         _call(row)
         _wait(row)
     except CloudError as exc:
-        row = status_row_fail(row=row, error=str(exc))
-    else:
-        row = status_row_succeed(row=row)
+        error = str(exc)
+    row.refresh_from_db()
+    _refresh_mirror(row)  # before the row is final, so whoever sees it final sees the new state
+    return status_row_fail(row=row, error=error) if error else status_row_succeed(row=row)
+
+
+def _refresh_mirror(row: CloudAction) -> None:
     try:
         if row.target_id:
             volume_refresh(allocation=row.allocation, volume_id=row.target_id)
@@ -145,4 +150,3 @@ def volume_action_run(*, action_id: int) -> CloudAction:
             instance_refresh(allocation=row.allocation, server_id=server_id)
     except CloudError:
         pass
-    return row

@@ -89,7 +89,6 @@ def instances_allocation(devcloud, transactional_db):
     from django.utils import timezone
 
     from allocations.models import Allocation, LedgerEntry, Membership
-    from portal.cloud import usage
     from tests.factories import UserFactory
 
     conn = connection_get()
@@ -109,17 +108,11 @@ def instances_allocation(devcloud, transactional_db):
     LedgerEntry.objects.create(allocation=allocation, kind="award", sus=10000, note="award")
     yield allocation
     try:
-        usage.project_resources_delete(project_id=project.id)
+        from tests.integration.conftest import cleanup_project
+
         for image in conn.image.images(owner=project.id):
             conn.image.delete_image(image, ignore_missing=True)
-        for router in conn.network.routers(project_id=project.id):
-            for port in conn.network.ports(device_id=router.id, device_owner="network:router_interface"):
-                conn.network.remove_interface_from_router(router, port_id=port.id)
-            conn.network.delete_router(router, ignore_missing=True)
-        for net in conn.network.networks(project_id=project.id):
-            conn.network.delete_network(net, ignore_missing=True)
-        for group in conn.network.security_groups(project_id=project.id):
-            if group.name != "default":
-                conn.network.delete_security_group(group, ignore_missing=True)
+        problems = cleanup_project(conn, project.id)
+        assert not problems, problems
     finally:
         conn.identity.delete_project(project, ignore_missing=True)

@@ -10,17 +10,11 @@ from portal.cloud import placement
 from portal.cloud.connection import connection_get
 from tests.fixtures.celery_worker import wait_for
 
-from tests.instances.integration_support import (act, devcloud_ready, instances_allocation, launch_via_form, nova, nova_servers,
+from tests.instances.integration_support import (act, instances_allocation, launch_via_form, nova, nova_servers,
                                                  start_worker, wait_final)
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 __all__ = ["instances_allocation"]
-
-
-@pytest.fixture(scope="session")
-def devcloud(devcloud_ready):
-    """Stand-in until tests/integration/conftest.py publishes the shared `devcloud` fixture."""
-    return devcloud_ready
 
 
 @pytest.fixture
@@ -75,7 +69,7 @@ def test_launch_one_and_three_cpu_and_one_vgpu_instance_through_the_web_ui(
 def greedy_vgpu_flavor():
     conn = connection_get()
     name = f"g3.test-{uuid.uuid4().hex[:6]}"
-    flavor = conn.compute.create_flavor(name=name, vcpus=1, ram=512, disk=1, is_public=True)
+    flavor = conn.compute.create_flavor(name=name, vcpus=1, ram=512, disk=20, is_public=True)
     conn.compute.create_flavor_extra_specs(flavor, {"resources:VGPU": "64", "portal:family": "gpu",
                                                     "portal:gpu_fraction": "64"})
     yield name
