@@ -42,7 +42,7 @@ def instance_launch(*, user, allocation, flavor: compute.Flavor, image_id: str, 
             count=count, flavor_id=flavor.id, flavor_name=flavor.name, image_id=image_id, image_name=image_name,
             boot_volume_gb=boot_volume_gb, ssh_key=ssh_key, security_groups=security_groups or [],
             network_id=network_id, user_data=user_data, assign_floating_ip=assign_floating_ip, step="queued")
-        status_row_enqueue(row=row, task=tasks.launch_provision)
+        status_row_enqueue(row=row, task=tasks.launch_provision, queue=settings.PORTAL_CLOUD_QUEUE)
     return row
 
 
@@ -209,5 +209,5 @@ def launch_requests_resume(*, stale_seconds: int, limit: int = 50) -> int:
     for row in rows:
         with transaction.atomic():
             LaunchRequest.objects.filter(pk=row.pk).update(updated_at=timezone.now())
-            status_row_enqueue(row=row, task=tasks.launch_provision)
+            status_row_enqueue(row=row, task=tasks.launch_provision, queue=settings.PORTAL_CLOUD_QUEUE)
     return len(rows)

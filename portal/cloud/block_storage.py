@@ -52,7 +52,7 @@ def _volume(raw) -> Volume:
 def volume_list(*, project_id: str) -> list[Volume]:
     with cloud_errors():
         conn = connection_get(project_id=project_id)
-        return [_volume(v) for v in conn.block_storage.volumes(details=True, limit=500)]
+        return [_volume(v) for v in conn.block_storage.volumes(details=True)]
 
 
 def volume_get(*, project_id: str, volume_id: str) -> Volume:

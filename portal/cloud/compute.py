@@ -151,9 +151,11 @@ def _server(raw) -> Server:
 
 def server_list(*, project_id: str, changes_since: datetime | None = None,
                 name: str | None = None) -> list[Server]:
-    """The project's servers with details, paginated by the SDK; deleted ones (status
-    DELETED) are included when `changes_since` is given, as Nova returns them."""
-    query = {"limit": 500}
+    """The project's servers with details; deleted ones (status DELETED) are included when
+    `changes_since` is given, as Nova returns them. Pages follow Nova's own next links (no
+    client-side `limit`: with one, the SDK re-asks past the last page and some filters make
+    it see the same marker twice)."""
+    query: dict = {}
     if changes_since is not None:
         query["changes_since"] = changes_since.isoformat()
     if name:

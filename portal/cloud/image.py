@@ -38,7 +38,7 @@ def image_list(*, project_id: str) -> list[Image]:
     """Active images the project may boot: public, its own and those shared with it."""
     with cloud_errors():
         conn = connection_get(project_id=project_id)
-        images = [_image(i) for i in conn.image.images(status="active", limit=500)]
+        images = [_image(i) for i in conn.image.images(status="active")]
     return sorted(images, key=lambda i: (not i.is_featured, i.name.lower()))
 
 

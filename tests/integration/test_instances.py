@@ -175,16 +175,14 @@ def test_boot_from_a_new_volume_when_the_root_disk_is_larger_than_the_flavors(
 
 
 def test_killing_the_worker_mid_launch_still_makes_exactly_one_server(
-        member_client, instances_allocation, tmp_path, monkeypatch):
+        member_client, instances_allocation, tmp_path, settings):
     """The stale-launch sweep re-enqueues the launch; lookup-before-create finds the server already made."""
     import os
     import signal
 
     from instances.services import launch_requests_resume
-    from portal.celery import app
-
     queue = f"cloud.kill-{uuid.uuid4().hex[:6]}"
-    monkeypatch.setattr(app.conf, "task_routes", {"instances.tasks.*": {"queue": queue}})
+    settings.PORTAL_CLOUD_QUEUE = queue  # launches go to this test's own workers only
     pid = instances_allocation.openstack_project_id
     first = start_worker(tmp_path / "first.log", queue)
     try:
