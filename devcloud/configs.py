@@ -168,6 +168,7 @@ sync_power_state_interval = -1
 heal_instance_info_cache_interval = -1
 instance_usage_audit = false
 resume_guests_state_on_host_boot = false
+graceful_shutdown_timeout = 3
 
 [api]
 auth_strategy = keystone
@@ -260,6 +261,7 @@ auth_strategy = keystone
 api_paste_config = {c['etc']}/cinder/api-paste.ini
 enabled_backends = fake
 default_volume_type = default
+graceful_shutdown_timeout = 3
 glance_api_servers = http://127.0.0.1:{c['glance_port']}
 quota_volumes = 100
 quota_gigabytes = 100000
