@@ -10,17 +10,17 @@ from portal.cloud.errors import CloudError, CloudUnavailable
 from . import services
 
 
-@shared_task(acks_late=True, autoretry_for=(CloudUnavailable,), retry_backoff=5, max_retries=3)
+@shared_task(acks_late=True, autoretry_for=(CloudUnavailable,), retry_backoff=5, retry_backoff_max=60, max_retries=5)
 def launch_provision(request_id: int) -> None:
     services.launch_provision(request_id=request_id)
 
 
-@shared_task(acks_late=True, autoretry_for=(CloudUnavailable,), retry_backoff=5, max_retries=3)
+@shared_task(acks_late=True, autoretry_for=(CloudUnavailable,), retry_backoff=5, retry_backoff_max=60, max_retries=5)
 def action_run(action_id: int) -> None:
     services.action_run(action_id=action_id)
 
 
-@shared_task(acks_late=True, autoretry_for=(CloudUnavailable,), retry_backoff=5, max_retries=3)
+@shared_task(acks_late=True, autoretry_for=(CloudUnavailable,), retry_backoff=5, retry_backoff_max=60, max_retries=5)
 def volume_action_run(action_id: int) -> None:
     services.volume_action_run(action_id=action_id)
 

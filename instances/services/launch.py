@@ -184,7 +184,7 @@ def launch_provision(*, request_id: int) -> LaunchRequest:
     except CloudUnavailable:
         if row.attempts < settings.PORTAL_LAUNCH_ATTEMPTS:
             raise  # the task retries; the lookup-before-create makes that safe
-        return _fail(row, "The cloud stopped answering while launching. Nothing was left behind.")
+        return _fail(row, "The cloud stopped answering while launching.")
     except CloudError as exc:
         return _fail(row, str(exc), exc.detail)
     return status_row_succeed(row=row, step="active")
@@ -196,7 +196,10 @@ def _fail(row: LaunchRequest, message: str, detail: str = "") -> LaunchRequest:
     try:
         launch_cleanup(row=row)
     except CloudError as exc:
-        message += f" (Cleaning up also failed: {exc} An operator has been told.)"
+        logger.error("launch %s: cleanup failed: %s", row.pk, exc.detail or exc)
+        message += f" Cleaning up also failed ({exc}); the sync will show anything left over."
+    else:
+        message += " Nothing was left behind."
     return status_row_fail(row=row, error=message)
 
 

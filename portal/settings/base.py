@@ -224,7 +224,7 @@ PORTAL_SYNC_CLOCK_SKEW = env.int("PORTAL_SYNC_CLOCK_SKEW", default=5)
 PORTAL_SYNC_SOON_SECONDS = env.int("PORTAL_SYNC_SOON_SECONDS", default=2)  # pages in flux sync this often
 PORTAL_LAUNCH_MAX_COUNT = env.int("PORTAL_LAUNCH_MAX_COUNT", default=10)
 PORTAL_LAUNCH_DEADLINE = env.int("PORTAL_LAUNCH_DEADLINE", default=600)  # seconds a server may stay in BUILD
-PORTAL_LAUNCH_ATTEMPTS = env.int("PORTAL_LAUNCH_ATTEMPTS", default=3)
+PORTAL_LAUNCH_ATTEMPTS = env.int("PORTAL_LAUNCH_ATTEMPTS", default=6)  # tries while the cloud is unreachable
 PORTAL_LAUNCH_STALE_SECONDS = env.int("PORTAL_LAUNCH_STALE_SECONDS", default=120)  # then a launch is re-enqueued
 PORTAL_ACTION_DEADLINE = env.int("PORTAL_ACTION_DEADLINE", default=300)
 CELERY_BEAT_SCHEDULE["instances-sync"] = {"task": "instances.tasks.sync_all_projects",
