@@ -10,6 +10,7 @@ node UUID is the persistent one nova keeps in ``$state_path/compute_id``.
 """
 
 import nova.virt.node
+from nova.compute import power_state
 from nova.virt import fake
 
 
@@ -31,3 +32,35 @@ class DevcloudFakeDriver(fake.FakeDriver):
         if resources:
             resources["uuid"] = nova.virt.node.get_local_node_uuid()
         return resources
+
+    # Servers live in this process's memory only. After a restart nova-compute still has servers
+    # in its database that this driver never spawned: adopt them on first touch, in the power
+    # state the database gives, so that stop/start/reboot/snapshot keep working on them.
+    def _adopt(self, instance):
+        if instance.uuid not in self.instances:
+            state = instance.power_state or power_state.RUNNING
+            self.instances[instance.uuid] = fake.FakeInstance(instance.name, state, instance.uuid)
+
+    def get_info(self, instance, use_cache=True):
+        self._adopt(instance)
+        return super().get_info(instance, use_cache=use_cache)
+
+    def power_off(self, instance, *args, **kwargs):
+        self._adopt(instance)
+        return super().power_off(instance, *args, **kwargs)
+
+    def power_on(self, context, instance, *args, **kwargs):
+        self._adopt(instance)
+        return super().power_on(context, instance, *args, **kwargs)
+
+    def reboot(self, context, instance, *args, **kwargs):
+        self._adopt(instance)
+        return super().reboot(context, instance, *args, **kwargs)
+
+    def snapshot(self, context, instance, *args, **kwargs):
+        self._adopt(instance)
+        return super().snapshot(context, instance, *args, **kwargs)
+
+    def unrescue(self, context, instance, *args, **kwargs):
+        self._adopt(instance)
+        return super().unrescue(context, instance, *args, **kwargs)
