@@ -19,6 +19,8 @@ from .models import Allocation, AllocationStatus, KeystoneIdentity, Membership
 def keystone_identity_ensure(*, user) -> KeystoneIdentity:
     """The user's Keystone user, made on first need (and remade if deleted in Keystone)."""
     existing = KeystoneIdentity.objects.filter(user=user).first()
+    if existing and identity.user_exists(user_id=existing.keystone_user_id):
+        return existing  # leave the password alone: changing it revokes the user's tokens
     password = crypto.decrypt(existing.encrypted_password) if existing else secrets.token_urlsafe(24)
     username = existing.keystone_username if existing else (user.email or user.get_username())
     ks_user = identity.user_ensure(name=username, email=user.email, password=password,

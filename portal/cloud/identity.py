@@ -1,10 +1,12 @@
 """Keystone: the service catalog, projects, users, role assignments, application credentials."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import openstack
+from openstack import exceptions as sdk_exc
 
 from .connection import connection_get
 from .errors import NotFound, cloud_errors
@@ -135,6 +137,11 @@ def user_ensure(*, name: str, email: str, password: str, domain: str) -> User:
         return User(id=found.id, name=found.name)
 
 
+def user_exists(*, user_id: str) -> bool:
+    with cloud_errors():
+        return connection_get().identity.find_user(user_id, ignore_missing=True) is not None
+
+
 def user_delete(*, user_id: str) -> None:
     with cloud_errors():
         connection_get().identity.delete_user(user_id, ignore_missing=True)
@@ -185,19 +192,30 @@ def app_credential_create(*, user_id: str, username: str, password: str, domain:
         "user_domain_name": domain, "project_id": project_id,
     }
     with cloud_errors():
-        conn = openstack.connection.Connection(
-            auth=auth, region_name=admin.config.region_name, interface="public", identity_api_version="3",
-            api_timeout=admin.config.config.get("api_timeout"))
         try:
-            cred = conn.identity.create_application_credential(
-                user_id, name=name, expires_at=_keystone_time(expires_at) if expires_at else None,
-                # Name the roles: delegating the token's own would include implied roles
-                # (reader) that Keystone then fails to find as direct assignments.
-                roles=[{"name": role} for role in roles],
-                description="Made on the research cloud portal's Credentials page")
-        finally:
-            conn.close()
-        return AppCredential(id=cred.id, name=cred.name, secret=cred.secret, project_id=cred.project_id,
+            return _app_credential_create(admin, auth, user_id, name, roles, expires_at)
+        except sdk_exc.HttpException as exc:
+            if exc.status_code != 401:
+                raise
+            # Keystone revokes tokens issued in the second a password changed; one retry suffices.
+            time.sleep(1.1)
+            return _app_credential_create(admin, auth, user_id, name, roles, expires_at)
+
+
+def _app_credential_create(admin, auth, user_id, name, roles, expires_at) -> AppCredential:
+    conn = openstack.connection.Connection(
+        auth=auth, region_name=admin.config.region_name, interface="public", identity_api_version="3",
+        api_timeout=admin.config.config.get("api_timeout"))
+    try:
+        cred = conn.identity.create_application_credential(
+            user_id, name=name, expires_at=_keystone_time(expires_at) if expires_at else None,
+            # Name the roles: delegating the token's own would include implied roles
+            # (reader) that Keystone then fails to find as direct assignments.
+            roles=[{"name": role} for role in roles],
+            description="Made on the research cloud portal's Credentials page")
+    finally:
+        conn.close()
+    return AppCredential(id=cred.id, name=cred.name, secret=cred.secret, project_id=cred.project_id,
                              expires_at=cred.expires_at)
 
 

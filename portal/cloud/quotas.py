@@ -48,7 +48,8 @@ def project_quotas_set(*, project_id: str, limits: QuotaLimits) -> None:
 def project_instances_quota_set(*, project_id: str, instances: int) -> None:
     """Only the instance count: 0 stops new servers from any client (portal, CLI, Horizon)."""
     with cloud_errors():
-        connection_get().compute.update_quota_set(project_id, instances=instances)
+        # force: Nova otherwise refuses a limit below what the project already runs.
+        connection_get().compute.update_quota_set(project_id, instances=instances, force=True)
 
 
 def project_quota_usage(*, project_id: str) -> list[QuotaUse]:
