@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 
 from allocations.charging import preflight_launch
 from portal.cloud import compute, network
-from portal.cloud.errors import CloudError, CloudUnavailable, NotFound
+from portal.cloud.errors import CloudError, CloudUnavailable, NotFound, NoValidHost
 from portal.services import status_row_enqueue, status_row_fail, status_row_start, status_row_succeed
 
 from ..models import ActionTarget, CloudAction, Instance
@@ -164,7 +164,31 @@ def _done(row: CloudAction, server: compute.Server | None) -> bool:
         return any(a.kind == "floating" for a in server.addresses) or time.time() - row.started_at.timestamp() > 15
     if row.action == "floating_ip_release":
         return True
-    return server.status in ACTIONS[row.action].done_statuses
+    if server.status in ACTIONS[row.action].done_statuses:
+        return True
+    _raise_if_nova_failed(row)
+    return False
+
+
+# our action -> the name Nova gives it in the server's action log
+NOVA_ACTION_NAMES = {"start": "start", "stop": "stop", "reboot_soft": "reboot", "reboot_hard": "reboot",
+                     "suspend": "suspend", "resume": "resume", "shelve": "shelve", "unshelve": "unshelve",
+                     "resize": "resize", "resize_confirm": "confirmResize", "resize_revert": "revertResize"}
+
+
+def _raise_if_nova_failed(row: CloudAction) -> None:
+    """A settled server not in the expected state: did Nova log this action as failed?"""
+    name = NOVA_ACTION_NAMES.get(row.action)
+    if not name:
+        return
+    events = compute.server_event_list(project_id=row.project_id, server_id=row.target_id)
+    mine = next((e for e in events if e.action == name and e.start_time and row.started_at
+                 and e.start_time.timestamp() >= row.started_at.timestamp() - 5), None)
+    if mine and mine.message.lower() == "error":
+        if row.action == "resize":
+            raise NoValidHost("No host can take the new flavor right now, so the instance was not resized. "
+                              "It is still running with its old flavor.")
+        raise CloudError(f"The cloud could not {ACTIONS[row.action].label.lower()} the instance.")
 
 
 def _already_done(row: CloudAction) -> bool:

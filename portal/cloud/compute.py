@@ -240,6 +240,24 @@ def server_action(*, project_id: str, server_id: str, action: str) -> None:
         getattr(conn.compute, method)(server_id, *args)
 
 
+@dataclass(frozen=True)
+class ServerEvent:
+    """One entry of Nova's instance action log (what was asked, and whether it failed)."""
+    action: str
+    request_id: str
+    message: str  # "Error" when it failed
+    start_time: datetime | None
+
+
+def server_event_list(*, project_id: str, server_id: str) -> list[ServerEvent]:
+    """The server's action log, newest first."""
+    with cloud_errors():
+        conn = connection_get(project_id=project_id)
+        events = [ServerEvent(action=a.action or "", request_id=a.request_id or "", message=a.message or "",
+                              start_time=_when(a.start_time)) for a in conn.compute.server_actions(server_id)]
+    return sorted(events, key=lambda e: e.start_time.timestamp() if e.start_time else 0, reverse=True)
+
+
 def server_resize(*, project_id: str, server_id: str, flavor_id: str) -> None:
     with cloud_errors():
         connection_get(project_id=project_id).compute.resize_server(server_id, flavor_id)

@@ -36,6 +36,7 @@ class FakeCloud:
         self.clock = T0
         self.build_status = "ACTIVE"  # what a new server becomes on the next look
         self.fault = ""
+        self.events: list = []
 
     def tick(self):
         self.clock += timedelta(seconds=1)
@@ -88,6 +89,15 @@ class FakeCloud:
         if server_id in self.servers:
             self.set(server_id, status="DELETED")
 
+    def server_resize(self, *, project_id, server_id, flavor_id):
+        # like the one-host devcloud without allow_resize_to_same_host: Nova logs an error, stays ACTIVE
+        self.calls["server_resize"] += 1
+        self.events.append(compute.ServerEvent("resize", "req-1", "Error", self.tick()))
+        self.set(server_id, status="ACTIVE")
+
+    def server_event_list(self, *, project_id, server_id):
+        return list(reversed(self.events))
+
     def server_action(self, *, project_id, server_id, action):
         self.calls[f"action:{action}"] += 1
         after = {"stop": "SHUTOFF", "start": "ACTIVE", "suspend": "SUSPENDED", "resume": "ACTIVE",
@@ -101,7 +111,8 @@ class FakeCloud:
 @pytest.fixture
 def cloud(monkeypatch):
     fake = FakeCloud()
-    for name in ("server_list", "server_get", "server_create", "server_delete", "server_action"):
+    for name in ("server_list", "server_get", "server_create", "server_delete", "server_action", "server_resize",
+                 "server_event_list"):
         monkeypatch.setattr(compute, name, getattr(fake, name))
 
     def counted(name, value):

@@ -115,3 +115,19 @@ def test_action_run_changes_state_and_refreshes_the_mirror(cloud, allocation, us
     row = action_run(action_id=row.pk)
     assert row.state == "succeeded"
     assert Instance.objects.get(server_id=s.id).status == "SHUTOFF"
+
+
+def test_a_resize_nova_could_not_place_fails_with_words_and_keeps_the_flavor(cloud, allocation, user, monkeypatch):
+    from django.utils import timezone
+
+    from instances.models import Instance
+    from instances.services import action_run, instance_act
+    s = cloud.add("box")
+    cloud.clock = timezone.now()
+    project_sync(allocation=allocation)
+    row = instance_act(user=user, instance=Instance.objects.get(server_id=s.id), action="resize",
+                       params={"flavor_id": "f-m3-quad"})
+    row = action_run(action_id=row.pk)
+    assert row.state == "failed"
+    assert "No host can take the new flavor" in row.error
+    assert Instance.objects.get(server_id=s.id).flavor_name == "m3.small"
