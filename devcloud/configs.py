@@ -205,6 +205,11 @@ ram = 8388608
 [oslo_concurrency]
 lock_path = {c['data']}/nova/lock
 
+[oslo_messaging_rabbit]
+rabbit_retry_interval = 1
+rabbit_retry_backoff = 1
+rabbit_interval_max = 2
+
 [oslo_messaging_notifications]
 driver = noop
 
@@ -278,6 +283,11 @@ connection = {c['db'].format('cinder')}
 [oslo_concurrency]
 lock_path = {c['data']}/cinder/lock
 
+[oslo_messaging_rabbit]
+rabbit_retry_interval = 1
+rabbit_retry_backoff = 1
+rabbit_interval_max = 2
+
 [coordination]
 backend_url = file://{c['data']}/cinder/coordination
 
@@ -311,6 +321,11 @@ l3_ha = false
 connection = {c['db'].format('neutron')}
 {_authtoken(c, 'neutron')}
 {_auth(c, 'neutron', 'nova', 'interface = public')}
+[oslo_messaging_rabbit]
+rabbit_retry_interval = 1
+rabbit_retry_backoff = 1
+rabbit_interval_max = 2
+
 [ml2]
 type_drivers = flat,vlan,vxlan
 tenant_network_types = vxlan
