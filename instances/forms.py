@@ -44,7 +44,9 @@ def flavor_label(f) -> str:
 
 class LaunchForm(forms.Form):
     name = forms.CharField(max_length=50, validators=[name_validator])
-    image = forms.ChoiceField()
+    image = forms.ChoiceField(required=False)
+    boot_volume = forms.ChoiceField(required=False, label="…or boot from a volume",
+                                    help_text="An available bootable volume of this project.")
     flavor = forms.ChoiceField()
     count = forms.IntegerField(min_value=1, initial=1)
     root_disk_gb = forms.IntegerField(required=False, min_value=1, max_value=2000, label="Root disk size (GB)",
@@ -61,9 +63,10 @@ class LaunchForm(forms.Form):
                                 help_text="cloud-init user data: “#cloud-config” YAML or a “#!” shell script.")
     assign_floating_ip = forms.BooleanField(required=False, label="Assign a public IP")
 
-    def __init__(self, *args, options: dict, keys, **kwargs):
+    def __init__(self, *args, options: dict, keys, volumes=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.options = options
+        self.fields["boot_volume"].choices = [("", "—")] + [(v.volume_id, f"{v} ({v.size_gb} GB)") for v in volumes]
         self.fields["count"].validators.append(_max(settings.PORTAL_LAUNCH_MAX_COUNT))
         self.fields["count"].widget.attrs.update(min=1, max=settings.PORTAL_LAUNCH_MAX_COUNT)
         self.fields["image"].choices = [("", "Choose an image")] + [
@@ -84,6 +87,10 @@ class LaunchForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        if not data.get("image") and not data.get("boot_volume"):
+            self.add_error("image", "Choose an image, or a volume to boot from.")
+        if data.get("boot_volume") and int(data.get("count") or 1) > 1:
+            self.add_error("count", "A volume can boot only one instance.")
         if data.get("new_public_key") and not data.get("new_key_name"):
             self.add_error("new_key_name", "Name the key you upload.")
         flavor = self.chosen_flavor
@@ -91,7 +98,7 @@ class LaunchForm(forms.Form):
         if flavor and size and size < flavor.disk_gb:
             self.add_error("root_disk_gb", f"The flavor already has a {flavor.disk_gb} GB disk; pick more or leave empty.")
         image = self.chosen_image
-        if flavor and image and image.min_disk_gb > max(flavor.disk_gb, size or 0):
+        if flavor and image and not data.get("boot_volume") and image.min_disk_gb > max(flavor.disk_gb, size or 0):
             self.add_error("root_disk_gb", f"{image.name} needs a disk of at least {image.min_disk_gb} GB; "
                                            "pick a bigger flavor or a larger root disk.")
         return data

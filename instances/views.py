@@ -70,7 +70,9 @@ def instance_launch(request):
         messages.error(request, str(exc))
         return render(request, "instances/launch.html", {"usable": usable, "allocation": allocation,
                                                          "cloud_error": str(exc)})
-    form = LaunchForm(request.POST or None, options=options, keys=keys)
+    volumes = selectors.volume_list_for_user(user=request.user, allocation=allocation).filter(
+        status="available", is_bootable=True)
+    form = LaunchForm(request.POST or None, options=options, keys=keys, volumes=volumes)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -81,7 +83,7 @@ def instance_launch(request):
             row = services.instance_launch(
                 user=request.user, allocation=allocation, flavor=form.chosen_flavor, image_id=data["image"],
                 image_name=form.chosen_image.name if form.chosen_image else "", name=data["name"], count=data["count"],
-                boot_volume_gb=data["root_disk_gb"], ssh_key=key, security_groups=data["security_groups"],
+                boot_volume_gb=data["root_disk_gb"], boot_volume_id=data["boot_volume"], ssh_key=key, security_groups=data["security_groups"],
                 network_id=data["network"], user_data=data["user_data"],
                 assign_floating_ip=data["assign_floating_ip"])
         except (InsufficientBalance, ValidationError) as exc:
@@ -109,7 +111,9 @@ def launch_detail(request, pk: int):
     row = selectors.launch_get_for_user(user=request.user, pk=pk)
     instances = list(row.instances.filter(deleted_at__isnull=True)) if row.state == "succeeded" else []
     return render(request, _partial(request, "instances/launch_detail.html", "progress"),
-                  {"launch": row, "instances": instances})
+                  {"launch": row, "instances": instances,
+                   "steps": ["queued", "creating", "building", "assigning public IP", "active"]
+                   if row.assign_floating_ip else ["queued", "creating", "building", "active"]})
 
 
 @require_GET

@@ -32,31 +32,31 @@ def volume_list(request):
     return render(request, _partial(request, "instances/volumes.html", "rows"), {
         "volumes": volumes, "allocation": allocation, "in_flux": any(not v.is_settled for v in volumes),
         "allocations": allocation_list_usable_for_user(user=request.user), "instances": instances,
-        "create_form": VolumeCreateForm(), "extend_form": VolumeExtendForm(),
+        "projects": allocation_list_for_user(user=request.user).exclude(openstack_project_id=""),
     })
 
 
-@require_POST
 def volume_create(request):
-    allocation = _selected_allocation(request)
+    """A form page (GET) whose choices come from the cloud; POST records the create and queues it."""
+    usable = list(allocation_list_usable_for_user(user=request.user))
+    allocation = _selected_allocation(request) or (usable[0] if usable else None)
     if allocation is None:
-        messages.error(request, "Pick a project for the volume.")
+        messages.error(request, "You are not in an active allocation, so there is nowhere to make a volume.")
         return redirect("instances:volumes")
     try:
         options = selectors.volume_create_options(allocation=allocation)
     except CloudError as exc:
         messages.error(request, str(exc))
         return redirect("instances:volumes")
-    form = VolumeCreateForm(request.POST, **options)
-    if form.is_valid():
+    form = VolumeCreateForm(request.POST or None, **options)
+    if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         services.volume_create_request(user=request.user, allocation=allocation, name=d["name"], size_gb=d["size_gb"],
                                        snapshot_id=d["snapshot_id"], image_id=d["image_id"])
         messages.info(request, f"Creating volume {d['name']}.")
-    else:
-        messages.error(request, "The volume was not created: " + "; ".join(
-            f"{k}: {' '.join(v)}" if k != "__all__" else " ".join(v) for k, v in form.errors.items()))
-    return redirect(f"{reverse('instances:volumes')}?project={allocation.pk}")
+        return redirect(f"{reverse('instances:volumes')}?project={allocation.pk}")
+    return render(request, "instances/volume_create.html", {"form": form, "allocation": allocation,
+                                                            "allocations": usable})
 
 
 @require_POST

@@ -27,7 +27,7 @@ class LaunchTimedOut(CloudError):
 
 
 def instance_launch(*, user, allocation, flavor: compute.Flavor, image_id: str, image_name: str, name: str,
-                    count: int = 1, boot_volume_gb: int | None = None, ssh_key=None,
+                    count: int = 1, boot_volume_gb: int | None = None, boot_volume_id: str = "", ssh_key=None,
                     security_groups: list[str] | None = None, network_id: str = "", user_data: str = "",
                     assign_floating_ip: bool = False) -> LaunchRequest:
     """Check the balance, record the request and enqueue its provisioning on commit.
@@ -40,7 +40,7 @@ def instance_launch(*, user, allocation, flavor: compute.Flavor, image_id: str, 
         row = LaunchRequest.objects.create(
             allocation=allocation, project_id=allocation.openstack_project_id, requested_by=user, name=name,
             count=count, flavor_id=flavor.id, flavor_name=flavor.name, image_id=image_id, image_name=image_name,
-            boot_volume_gb=boot_volume_gb, ssh_key=ssh_key, security_groups=security_groups or [],
+            boot_volume_gb=boot_volume_gb, boot_volume_id=boot_volume_id, ssh_key=ssh_key, security_groups=security_groups or [],
             network_id=network_id, user_data=user_data, assign_floating_ip=assign_floating_ip, step="queued")
         status_row_enqueue(row=row, task=tasks.launch_provision, queue=settings.PORTAL_CLOUD_QUEUE)
     return row

@@ -154,8 +154,8 @@ def test_volume_create_attach_detach_extend_delete_change_real_cinder_state(
     row = wait_final(launch_via_form(member_client, instances_allocation, flavor="m3.small", name="withvol"))
     assert row.state == "succeeded", row.error
     instance = Instance.objects.get(name="withvol", deleted_at__isnull=True)
-    member_client.post(reverse("instances:volume_create"), {"project": instances_allocation.pk, "name": "data",
-                                                            "size_gb": 2})
+    member_client.post(f"{reverse('instances:volume_create')}?project={instances_allocation.pk}",
+                       {"project": instances_allocation.pk, "name": "data", "size_gb": 2})
     created = wait_final(CloudAction.objects.get(action="create"))
     assert created.state == "succeeded", created.error
     volume = Volume.objects.get(volume_id=created.target_id)
