@@ -103,8 +103,8 @@ def _wait_gone(fetch, timeout=60.0) -> bool:
 
 def cleanup_project(admin: openstack.connection.Connection, project_id: str,
                     user_conn: openstack.connection.Connection | None = None) -> list[str]:
-    """Delete servers, floating IPs, routers, ports, networks, security groups, volumes (and the
-    user's keypairs) of a project. Returns what could not be deleted."""
+    """Delete servers, floating IPs, routers, ports, networks, security groups, volume snapshots,
+    volumes, images (and the user's keypairs) of a project. Returns what could not be deleted."""
     problems: list[str] = []
 
     def attempt(what, fn):
@@ -136,6 +136,10 @@ def cleanup_project(admin: openstack.connection.Connection, project_id: str,
         attempt(f"network {network.id}", lambda network=network: net.delete_network(network))
     for sg in net.security_groups(project_id=project_id):
         attempt(f"security group {sg.id}", lambda sg=sg: net.delete_security_group(sg))
+    for snap in bs.snapshots(all_projects=True, project_id=project_id):
+        attempt(f"volume snapshot {snap.id}", lambda snap=snap: bs.delete_snapshot(snap, force=True))
+    for snap in bs.snapshots(all_projects=True, project_id=project_id):
+        _wait_gone(lambda snap=snap: bs.find_snapshot(snap.id, ignore_missing=True, all_projects=True), 30)
     for v in bs.volumes(all_projects=True, project_id=project_id):
         def delete_volume(v=v):
             deadline = time.monotonic() + 60
@@ -146,6 +150,8 @@ def cleanup_project(admin: openstack.connection.Connection, project_id: str,
                 bs.reset_volume_status(cur, status="available", attach_status="detached", migration_status=None)
             bs.delete_volume(cur, force=cur.status != "available")
         attempt(f"volume {v.id}", delete_volume)
+    for image in admin.image.images(owner=project_id):
+        attempt(f"image {image.id}", lambda image=image: admin.image.delete_image(image))
     if user_conn is not None:
         for kp in user_conn.compute.keypairs():
             attempt(f"keypair {kp.name}", lambda kp=kp: user_conn.compute.delete_keypair(kp))
