@@ -169,8 +169,11 @@ def flavors(conn):
 
 def images(conn):
     for name, props in IMAGES.items():
-        if conn.image.find_image(name):
+        found = conn.image.find_image(name)
+        if found is not None and found.status == "active":
             continue
+        if found is not None:  # an upload that did not finish: start over
+            conn.image.delete_image(found)
         # A small raw disk made here: a recognisable header, then zeros (no downloads).
         data = (f"devcloud image {name}\n".encode() + b"\0" * (1024 * 1024))
         img = conn.image.create_image(name=name, disk_format="raw", container_format="bare", visibility="public",
