@@ -1,0 +1,61 @@
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from allocations.models import Allocation, LedgerEntry
+from tests.factories import PASSWORD, UserFactory
+from tests.fixtures.allocations import make_allocation
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def sign_in(page, user):
+    page.goto("/accounts/login/")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
+    page.get_by_role("heading", name="Dashboard").wait_for()
+
+
+def test_a_pi_requests_an_allocation_and_sees_it_waiting_for_review(page, screenshot):
+    pi = UserFactory()
+    sign_in(page, pi)
+    page.get_by_role("navigation").get_by_text("Allocations", exact=True).click()
+    page.get_by_role("link", name="Request an allocation").click()
+
+    page.get_by_label("Title").fill("Coastal flooding ensembles")
+    page.get_by_label("Kind").select_option("research_gpu")
+    page.get_by_label("Service units (SUs)").fill("25000")
+    page.get_by_label("End date").fill((timezone.localdate() - timedelta(days=2)).isoformat())
+    page.get_by_label("Justification").fill("Twenty 100-member runs on g3.large.")
+    page.get_by_role("button", name="Send request").click()
+
+    # A bad end date is explained on the page and nothing typed is lost.
+    assert page.get_by_text("The end date must be after the start date.").is_visible()
+    assert page.get_by_label("Justification").input_value() == "Twenty 100-member runs on g3.large."
+    page.get_by_label("End date").fill((timezone.localdate() + timedelta(days=200)).isoformat())
+    page.get_by_role("button", name="Send request").click()
+
+    page.get_by_text("waiting for an administrator's review").wait_for()
+    screenshot("requested")
+    assert Allocation.objects.get().status == "requested"
+
+
+def test_allocation_page_shows_balance_chart_members_and_ledger(page, screenshot):
+    pi = UserFactory()
+    allocation = make_allocation(pi=pi, project_id="", title="Protein folding")
+    now = timezone.now()
+    for day in range(12):
+        LedgerEntry.objects.create(allocation=allocation, kind="usage", sus=Decimal(-96), resource_id="vm1",
+                                   resource_name="folding-1", flavor="m3.quad", state="ACTIVE", su_rate=4,
+                                   period_start=now - timedelta(days=day, hours=24), period_end=now - timedelta(days=day),
+                                   user=pi)
+    sign_in(page, pi)
+    page.goto(f"/allocations/{allocation.pk}/")
+    assert page.get_by_test_id("balance").inner_text() == "8,848 SUs"
+    assert page.get_by_role("img", name=re.compile("Cumulative SUs")).is_visible()
+    assert page.get_by_role("cell", name="folding-1").first.is_visible()
+    screenshot("detail")
