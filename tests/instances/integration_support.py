@@ -20,8 +20,10 @@ def launch_via_form(client, allocation, **fields) -> LaunchRequest:
     """Post the launch form as a user would and return the request it made."""
     flavor_name = fields.pop("flavor")
     flavor = next(f for f in connection_get().compute.flavors(details=True) if f.name == flavor_name)
-    image = connection_get().image.find_image(fields.pop("image", "Featured-Ubuntu24"), ignore_missing=False)
-    data = {"project": allocation.pk, "name": "node", "image": image.id, "flavor": flavor.id, "count": 1, **fields}
+    image_name = fields.pop("image", "Featured-Ubuntu24")
+    image = connection_get().image.find_image(image_name, ignore_missing=False) if image_name else None
+    data = {"project": allocation.pk, "name": "node", "image": image.id if image else "", "flavor": flavor.id,
+            "count": 1, **fields}
     before = set(LaunchRequest.objects.values_list("pk", flat=True))
     response = client.post(f"{reverse('instances:launch')}?project={allocation.pk}", data)
     assert response.status_code == 302, response.content.decode()[-3000:]
