@@ -107,8 +107,12 @@ def main():
         stop = threading.Event()
 
         def beat():
-            while not stop.wait(settings.PORTAL_SYNC_INTERVAL):
-                project_sync(allocation=allocation)
+            from django.db import connection
+            try:
+                while not stop.wait(settings.PORTAL_SYNC_INTERVAL):
+                    project_sync(allocation=allocation)
+            finally:
+                connection.close()
         created = time.perf_counter()
         boot(conn_p, "cli-made", 1)
         thread = threading.Thread(target=beat, daemon=True)
@@ -119,6 +123,7 @@ def main():
             time.sleep(0.25)
         visible = time.perf_counter() - created
         stop.set()
+        thread.join()
         print(f"CLI-made server visible on the page after: {visible:.1f} s "
               f"(sync interval {settings.PORTAL_SYNC_INTERVAL:.0f} s)")
         print(f"page/bare ratio: {page / bare:.3f}")
@@ -126,6 +131,8 @@ def main():
         from portal.cloud import usage
         usage.project_resources_delete(project_id=project.id)
         admin.identity.delete_project(project)
+        from django.db import connections
+        connections.close_all()
         teardown_databases(old, verbosity=0)
 
 

@@ -236,6 +236,7 @@ def action_run(*, action_id: int) -> CloudAction:
         error = CloudUnavailable.default_message
     except CloudError as exc:
         error = str(exc)
+        CloudAction.objects.filter(pk=row.pk).update(cloud_request_id=exc.request_id[:128])
     row.refresh_from_db()
     _refresh_mirror(row)  # before the row is final, so whoever sees it final sees the new state
     return status_row_fail(row=row, error=error) if error else status_row_succeed(row=row)

@@ -186,6 +186,7 @@ def launch_provision(*, request_id: int) -> LaunchRequest:
             raise  # the task retries; the lookup-before-create makes that safe
         return _fail(row, "The cloud stopped answering while launching.")
     except CloudError as exc:
+        LaunchRequest.objects.filter(pk=row.pk).update(cloud_request_id=exc.request_id[:128])
         return _fail(row, str(exc), exc.detail)
     return status_row_succeed(row=row, step="active")
 
