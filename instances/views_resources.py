@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -135,6 +136,8 @@ def security_group_list(request):
 @require_POST
 def security_group_delete(request, group_id: str):
     _, allocation = _project_context(request)
+    if allocation is None:
+        raise Http404("No such project.")
     try:
         network_admin.security_group_delete(allocation=allocation, group_id=group_id)
     except CloudError as exc:
@@ -167,6 +170,8 @@ def floating_ip_list(request):
 @require_POST
 def floating_ip_delete(request, ip_id: str):
     _, allocation = _project_context(request)
+    if allocation is None:
+        raise Http404("No such project.")
     try:
         network_admin.floating_ip_release(allocation=allocation, floating_ip_id=ip_id)
     except CloudError as exc:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from portal.cloud import network
+from portal.cloud.errors import NotFound
 
 
 def security_group_create(*, allocation, name: str, description: str = "", allow_ssh: bool = True,
@@ -16,7 +17,11 @@ def security_group_create(*, allocation, name: str, description: str = "", allow
 
 
 def security_group_delete(*, allocation, group_id: str) -> None:
-    network.security_group_delete(project_id=allocation.openstack_project_id, group_id=group_id)
+    # The portal is admin in the project, and Neutron's admin reaches every project: check ownership.
+    project_id = allocation.openstack_project_id
+    if not any(g.id == group_id for g in network.security_group_list(project_id=project_id)):
+        raise NotFound("That security group is not in this project.")
+    network.security_group_delete(project_id=project_id, group_id=group_id)
 
 
 def floating_ip_allocate(*, allocation) -> network.FloatingIP:
@@ -30,4 +35,7 @@ def floating_ip_allocate(*, allocation) -> network.FloatingIP:
 
 
 def floating_ip_release(*, allocation, floating_ip_id: str) -> None:
-    network.floating_ip_delete(project_id=allocation.openstack_project_id, floating_ip_id=floating_ip_id)
+    project_id = allocation.openstack_project_id
+    if not any(f.id == floating_ip_id for f in network.floating_ip_list(project_id=project_id)):
+        raise NotFound("That public IP is not in this project.")
+    network.floating_ip_delete(project_id=project_id, floating_ip_id=floating_ip_id)

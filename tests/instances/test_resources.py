@@ -54,3 +54,18 @@ def test_keys_page_adds_a_valid_key_and_refuses_garbage(user_client, user):
     assert key.fingerprint.startswith("SHA256:")
     page = user_client.post(reverse("instances:keys"), {"name": "bad", "public_key": "hello"}).content.decode()
     assert "not an SSH public key" in page and SSHKey.objects.count() == 1
+
+
+def test_a_security_group_or_public_ip_of_another_project_cannot_be_deleted(user_client, allocation, monkeypatch):
+    from portal.cloud import network
+    deleted = []
+    monkeypatch.setattr(network, "security_group_list", lambda **kw: [network.SecurityGroup("sg-mine", "web", "", ())])
+    monkeypatch.setattr(network, "security_group_delete", lambda **kw: deleted.append(kw["group_id"]))
+    monkeypatch.setattr(network, "floating_ip_list", lambda **kw: [])
+    monkeypatch.setattr(network, "floating_ip_delete", lambda **kw: deleted.append(kw["floating_ip_id"]))
+    page = user_client.post(reverse("instances:security_group_delete", args=["sg-elsewhere"]),
+                            {"project": allocation.pk}, follow=True).content.decode()
+    assert "not in this project" in page
+    user_client.post(reverse("instances:floating_ip_delete", args=["fip-elsewhere"]), {"project": allocation.pk})
+    user_client.post(reverse("instances:security_group_delete", args=["sg-mine"]), {"project": allocation.pk})
+    assert deleted == ["sg-mine"]
