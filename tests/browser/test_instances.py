@@ -28,9 +28,10 @@ def test_launch_then_stop_start_and_delete_an_instance_in_the_browser(
     # launch
     page.get_by_role("navigation").get_by_role("link", name="Instances").click()
     page.get_by_role("link", name="Launch instance").click()
-    page.get_by_label("Name").fill("clicked")
-    page.get_by_label("Image").select_option(label="Featured-Ubuntu24")
-    page.get_by_label("Flavor").select_option(label=re.compile(r"^m3\.small"))
+    page.get_by_label("Name", exact=True).fill("clicked")
+    page.get_by_label("Image", exact=True).select_option(label="Featured-Ubuntu24")
+    small = page.locator("#id_flavor option", has_text="m3.small —").get_attribute("value")
+    page.get_by_label("Flavor", exact=True).select_option(small)
     page.get_by_test_id("cost").filter(has_text="2.00 SU/hour").wait_for()
     screenshot("launch-form")
     page.get_by_role("button", name="Launch").click()
@@ -43,7 +44,8 @@ def test_launch_then_stop_start_and_delete_an_instance_in_the_browser(
     status.filter(has_text="active").wait_for()
     for action, expected in [("Stop", "shutoff"), ("Start", "active")]:
         page.get_by_role("button", name=action, exact=True).click()
-        page.get_by_test_id("instance-status").filter(has_text=re.compile(f"^{expected}$")).wait_for(timeout=60_000)
+        page.get_by_test_id("instance-status").filter(has_text=expected).wait_for(timeout=60_000)
+        page.locator("#instance-live:not([hx-trigger])").wait_for(timeout=60_000)  # settled: polling stopped
         page.get_by_role("button", name="Delete").wait_for()  # actions are offered again once settled
     screenshot("started-again")
     server_id = page.locator("dd.font-monospace, dd.small.font-monospace").inner_text().strip()
