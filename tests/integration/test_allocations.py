@@ -140,3 +140,33 @@ def test_exhaustion_refuses_launches_then_shelves_then_deletes_real_servers(clou
     wait_for(lambda: nova_status(project_id, server.id) == "GONE", timeout=90, message="the server to be deleted")
     assert [m.subject.split("] ")[-1].split(":")[0] for m in mailoutbox] == [
         "Allocation disabled", "Shelving instances", "Deleting resources"]
+
+
+@pytest.mark.django_db
+def test_removing_a_member_revokes_their_role_and_closing_disables_the_project(
+        cloud_allocation, django_capture_on_commit_callbacks, monkeypatch):
+    from allocations import services
+    from portal.celery import app
+
+    monkeypatch.setattr(app.conf, "task_always_eager", True)  # tasks run inline, in this test's transaction
+
+    project_id = cloud_allocation.openstack_project_id
+    admin = connection_get()
+    member = UserFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.membership_add(allocation=cloud_allocation, user=member, by=cloud_allocation.pi)
+    ks_user = wait_for(lambda: KeystoneIdentity.objects.filter(user=member).first(), timeout=5,
+                       message="the member's Keystone user").keystone_user_id
+
+    def roles():
+        return {a.role["name"] for a in admin.identity.role_assignments(
+            scope_project_id=project_id, user_id=ks_user, include_names=True)}
+
+    assert "member" in roles()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.membership_remove(membership=cloud_allocation.memberships.get(user=member), by=cloud_allocation.pi)
+    assert roles() == set()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.allocation_close(allocation=cloud_allocation, by=cloud_allocation.pi, note="Project finished.")
+    assert admin.identity.get_project(project_id).is_enabled is False
