@@ -35,6 +35,23 @@ def validate_boot_script(text: str) -> None:
     raise forms.ValidationError("Start the boot script with “#cloud-config” (YAML) or “#!” (a shell script).")
 
 
+class BootstrapForm(forms.Form):
+    """Gives every widget Bootstrap's class, so templates can render fields plainly."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            widget = field.widget
+            if isinstance(widget, forms.CheckboxSelectMultiple):
+                widget.attrs.setdefault("class", "form-check-input")
+            elif isinstance(widget, forms.CheckboxInput):
+                widget.attrs.setdefault("class", "form-check-input")
+            elif isinstance(widget, forms.Select):
+                widget.attrs.setdefault("class", "form-select")
+            else:
+                widget.attrs.setdefault("class", "form-control")
+
+
 def flavor_label(f) -> str:
     label = f"{f.name} — {f.vcpus} vCPU, {f.ram_mb // 1024} GB RAM, {f.disk_gb} GB disk"
     if f.is_gpu:
@@ -42,7 +59,7 @@ def flavor_label(f) -> str:
     return label
 
 
-class LaunchForm(forms.Form):
+class LaunchForm(BootstrapForm):
     name = forms.CharField(max_length=50, validators=[name_validator])
     image = forms.ChoiceField(required=False)
     boot_volume = forms.ChoiceField(required=False, label="…or boot from a volume",
@@ -117,7 +134,7 @@ def _max(limit):
     return MaxValueValidator(limit, f"At most {limit} instances in one launch.")
 
 
-class ResizeForm(forms.Form):
+class ResizeForm(BootstrapForm):
     flavor_id = forms.ChoiceField(label="New flavor")
 
     def __init__(self, *args, flavors, **kwargs):
@@ -125,11 +142,11 @@ class ResizeForm(forms.Form):
         self.fields["flavor_id"].choices = [(f.id, flavor_label(f)) for f in flavors]
 
 
-class ImageCreateForm(forms.Form):
+class ImageCreateForm(BootstrapForm):
     name = forms.CharField(max_length=100)
 
 
-class VolumeCreateForm(forms.Form):
+class VolumeCreateForm(BootstrapForm):
     name = forms.CharField(max_length=100, validators=[name_validator])
     size_gb = forms.IntegerField(min_value=1, max_value=10000, label="Size (GB)")
     snapshot_id = forms.ChoiceField(required=False, label="From snapshot")
@@ -147,11 +164,11 @@ class VolumeCreateForm(forms.Form):
         return data
 
 
-class VolumeExtendForm(forms.Form):
+class VolumeExtendForm(BootstrapForm):
     size_gb = forms.IntegerField(min_value=1, max_value=10000, label="New size (GB)")
 
 
-class VolumeAttachForm(forms.Form):
+class VolumeAttachForm(BootstrapForm):
     server_id = forms.ChoiceField(label="Instance")
 
     def __init__(self, *args, instances=(), **kwargs):
@@ -159,7 +176,7 @@ class VolumeAttachForm(forms.Form):
         self.fields["server_id"].choices = [(i.server_id, i.name) for i in instances]
 
 
-class SSHKeyForm(forms.Form):
+class SSHKeyForm(BootstrapForm):
     name = forms.CharField(max_length=64, validators=[RegexValidator(r"^[A-Za-z0-9_.-]+$", "Letters, digits, . _ -")])
     public_key = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
 
@@ -169,7 +186,7 @@ class SSHKeyForm(forms.Form):
         return key
 
 
-class SecurityGroupForm(forms.Form):
+class SecurityGroupForm(BootstrapForm):
     name = forms.CharField(max_length=64, validators=[RegexValidator(r"^[A-Za-z0-9_.-]+$", "Letters, digits, . _ -")])
     description = forms.CharField(max_length=255, required=False)
     allow_ssh = forms.BooleanField(required=False, initial=True, label="Allow SSH (22/tcp)")

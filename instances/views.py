@@ -124,14 +124,14 @@ def instance_detail(request, pk: int):
         "history": selectors.action_list_for_target(target_id=instance.server_id),
         "volumes": selectors.volumes_for_instance(instance=instance),
     }
-    if request.htmx and not request.htmx.boosted:
-        if not instance.is_settled or any(not a.is_final for a in context["history"][:1]):
-            tasks.sync_soon([instance.allocation_id])
-        return render(request, "instances/detail.html#live", context)
     if any(name == "resize" for name, _ in context["actions"]):
         flavors = [f for f in selectors.flavor_list_cached() if f.name != instance.flavor_name]
         context["resize_form"] = ResizeForm(flavors=flavors)
     context["image_form"] = ImageCreateForm(initial={"name": f"{instance.name}-image"})
+    if request.htmx and not request.htmx.boosted:
+        if not instance.is_settled or any(not a.is_final for a in context["history"][:1]):
+            tasks.sync_soon([instance.allocation_id])
+        return render(request, "instances/detail.html#live", context)
     return render(request, "instances/detail.html", context)
 
 

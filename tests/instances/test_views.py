@@ -131,3 +131,12 @@ def test_a_resize_nova_could_not_place_fails_with_words_and_keeps_the_flavor(clo
     assert row.state == "failed"
     assert "No host can take the new flavor" in row.error
     assert Instance.objects.get(server_id=s.id).flavor_name == "m3.small"
+
+
+def test_the_polled_detail_partial_keeps_the_resize_and_image_forms(user_client, cloud, allocation):
+    from instances.models import Instance
+    cloud.add("box")
+    project_sync(allocation=allocation)
+    pk = Instance.objects.get().pk
+    live = user_client.get(reverse("instances:detail", args=[pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in live and ">Resize</button>" in live and ">Create image</button>" in live
