@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from portal.cloud import usage
 from portal.cloud.errors import CloudError
@@ -66,11 +67,17 @@ def _charge(allocation, server, start: datetime, end: datetime, user) -> LedgerE
         return None
 
 
-def _portal_users(ids) -> dict:
-    wanted = {i for i in ids if i and str(i).isdigit()}
-    if not wanted:
+def _portal_users(creators) -> dict:
+    """Map `portal:created_by` values (the launching user's email, or id) to users, in one query."""
+    creators = {c for c in creators if c}
+    if not creators:
         return {}
-    return {str(u.pk): u for u in get_user_model().objects.filter(pk__in=wanted)}
+    ids = {c for c in creators if c.isdigit()}
+    users = get_user_model().objects.filter(Q(email__in=creators) | Q(pk__in=ids))
+    found = {}
+    for user in users:
+        found[user.email] = found[str(user.pk)] = user
+    return found
 
 
 def allocations_meter(*, now: datetime) -> int:

@@ -22,7 +22,7 @@ class ServerUsage:
     flavor_name: str
     vcpus: int
     created_at: datetime
-    created_by: str  # the portal user's id from metadata, "" if made outside the portal
+    created_by: str  # the launching portal user's email from metadata, "" if made outside the portal
 
 
 def _parse_time(value: str) -> datetime:

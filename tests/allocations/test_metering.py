@@ -84,7 +84,7 @@ def test_a_deleted_server_stops_being_charged(allocation, cloud):
 
 
 def test_usage_is_attributed_to_the_portal_user_who_launched_it(allocation, cloud, user):
-    cloud("mine", "m3.quad", "ACTIVE", created_by=str(user.pk))
+    cloud("mine", "m3.quad", "ACTIVE", created_by=user.email)
     cloud("cli", "m3.quad", "ACTIVE")
     metering.allocation_meter(allocation=allocation, now=T0 + timedelta(hours=1))
     assert LedgerEntry.objects.get(resource_id="mine").user == user

@@ -148,7 +148,7 @@ def test_removing_a_member_revokes_their_role_and_closing_disables_the_project(
     from allocations import services
     from portal.celery import app
 
-    monkeypatch.setattr(app.conf, "task_always_eager", True)  # tasks run inline, in this test's transaction
+    monkeypatch.setitem(app.conf, "task_always_eager", True)  # tasks run inline, in this test's transaction
 
     project_id = cloud_allocation.openstack_project_id
     admin = connection_get()

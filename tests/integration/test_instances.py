@@ -206,9 +206,10 @@ def test_killing_the_worker_mid_launch_still_makes_exactly_one_server(
     first = start_worker(tmp_path / "first.log", queue)
     try:
         row = launch_via_form(member_client, instances_allocation, flavor="m3.small", name="survivor")
-        wait_for(lambda: LaunchRequest.objects.get(pk=row.pk).server_ids, timeout=60, interval=0.05,
+        wait_for(lambda: LaunchRequest.objects.get(pk=row.pk).server_ids, timeout=60, interval=0.02,
                  message="the server to be created")
-        os.kill(first.pid, signal.SIGKILL)
+        os.kill(first.pid, signal.SIGSTOP)  # freeze it at once (the server needs ~1 s to go ACTIVE)...
+        os.kill(first.pid, signal.SIGKILL)  # ...then kill it, as a lost machine would
     finally:
         first.kill()
         first.wait(timeout=10)
