@@ -169,6 +169,8 @@ heal_instance_info_cache_interval = -1
 instance_usage_audit = false
 resume_guests_state_on_host_boot = false
 graceful_shutdown_timeout = 3
+# One compute host: resizes must be allowed to land on the host the server is on.
+allow_resize_to_same_host = true
 
 [api]
 auth_strategy = keystone
