@@ -5,7 +5,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
-export DJANGO_SETTINGS_MODULE ?= portal.settings.local
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 PORTAL_CLOUD_QUEUE ?= cloud.primary
 # The portal drives the devcloud unless another cloud is configured.
@@ -59,11 +58,12 @@ worker: venv
 beat: venv
 	$(BIN)/celery -A portal beat -l info
 
+# pytest-django prefers DJANGO_SETTINGS_MODULE from the environment over pyproject.toml: pin it.
 test: setup chromium
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	DJANGO_SETTINGS_MODULE=portal.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: venv services
-	$(BIN)/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
+	DJANGO_SETTINGS_MODULE=portal.settings.test $(BIN)/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
 
 lock: venv
 	$(BIN)/uv pip compile -q --python $(BIN)/python pyproject.toml --extra test -o requirements.lock
