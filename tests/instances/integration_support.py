@@ -55,7 +55,8 @@ def start_worker(log_path, queues: str):
     from django.db import connection
 
     db = connection.settings_dict
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE, "DATABASE_CONN_MAX_AGE": "0",
+    env = {**os.environ, "DATABASE_CONN_MAX_AGE": "0",
+           "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE") or "portal.settings.test",
            "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}
     out = open(log_path, "ab")
     proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "portal", "worker", "-l", "info", "-Q", queues,
