@@ -65,22 +65,38 @@ class AllocationSummary:
         return min(100, round(100 * self.used / self.awarded)) if self.awarded > 0 else 0
 
 
-def allocation_summary(*, allocation: Allocation) -> AllocationSummary:
-    since = timezone.now() - timedelta(days=BURN_WINDOW_DAYS)
-    totals = allocation.ledger.aggregate(
+def _summary_totals(since) -> dict:
+    return dict(
         awarded=Sum("sus", filter=Q(kind=LedgerKind.AWARD)),
         adjusted=Sum("sus", filter=Q(kind=LedgerKind.ADJUSTMENT)),
         used=Sum("sus", filter=Q(kind=LedgerKind.USAGE)),
         recent=Sum("sus", filter=Q(kind=LedgerKind.USAGE, period_end__gte=since)),
     )
-    awarded = (totals["awarded"] or Decimal(0)) + (totals["adjusted"] or Decimal(0))
-    used = -(totals["used"] or Decimal(0))
-    burn = (-(totals["recent"] or Decimal(0)) / BURN_WINDOW_DAYS).quantize(Decimal("0.01"))
+
+
+def _summary_from(totals: dict) -> AllocationSummary:
+    awarded = (totals.get("awarded") or Decimal(0)) + (totals.get("adjusted") or Decimal(0))
+    used = -(totals.get("used") or Decimal(0))
+    burn = (-(totals.get("recent") or Decimal(0)) / BURN_WINDOW_DAYS).quantize(Decimal("0.01"))
     balance = awarded - used
     runs_out = None
     if burn > 0 and balance > 0:
         runs_out = timezone.localdate() + timedelta(days=int(balance / burn))
     return AllocationSummary(awarded=awarded, used=used, balance=balance, burn_per_day=burn, runs_out_on=runs_out)
+
+
+def allocation_summary(*, allocation: Allocation) -> AllocationSummary:
+    since = timezone.now() - timedelta(days=BURN_WINDOW_DAYS)
+    return _summary_from(allocation.ledger.aggregate(**_summary_totals(since)))
+
+
+def allocation_summaries(*, allocations) -> dict[int, AllocationSummary]:
+    """Summaries of many allocations from one grouped query over the ledger."""
+    since = timezone.now() - timedelta(days=BURN_WINDOW_DAYS)
+    rows = (LedgerEntry.objects.filter(allocation__in=[a.pk for a in allocations])
+            .values("allocation_id").annotate(**_summary_totals(since)))
+    by_pk = {row["allocation_id"]: row for row in rows}
+    return {a.pk: _summary_from(by_pk.get(a.pk, {})) for a in allocations}
 
 
 def allocation_daily_usage(*, allocation: Allocation, days: int = 30) -> list[tuple[date, Decimal]]:

@@ -14,8 +14,9 @@ from .models import ApplicationCredential
 
 
 def allocation_list(request):
-    allocations = selectors.allocation_list_for_user(user=request.user)
-    rows = [{"allocation": a, "summary": selectors.allocation_summary(allocation=a)} for a in allocations]
+    allocations = list(selectors.allocation_list_for_user(user=request.user))
+    summaries = selectors.allocation_summaries(allocations=allocations)
+    rows = [{"allocation": a, "summary": summaries[a.pk]} for a in allocations]
     return render(request, "allocations/list.html", {"rows": rows})
 
 
