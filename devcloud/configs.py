@@ -274,7 +274,7 @@ quota_volumes = 100
 quota_gigabytes = 100000
 
 [fake]
-volume_driver = cinder.tests.fake_driver.FakeLoggingVolumeDriver
+volume_driver = devcloud_plugin.cinder_fake.DevcloudFakeVolumeDriver
 volume_backend_name = fake
 
 [database]
