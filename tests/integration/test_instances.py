@@ -236,3 +236,16 @@ def test_boot_from_an_existing_bootable_volume(member_client, instances_allocati
     server = nova_servers(pid)[0]
     volume = cinder.get_volume(created.target_id)
     assert volume.status == "in-use" and volume.attachments[0]["server_id"] == server.id
+
+
+def test_launch_with_assign_a_public_ip_gets_a_floating_ip_in_neutron(
+        member_client, instances_allocation, celery_worker_process):
+    pid = instances_allocation.openstack_project_id
+    row = wait_final(launch_via_form(member_client, instances_allocation, flavor="m3.tiny", name="reachable",
+                                     assign_floating_ip="on"))
+    assert row.state == "succeeded", row.error
+    server = nova_servers(pid)[0]
+    network = connection_get(project_id=pid).network
+    ports = {p.id for p in network.ports(device_id=server.id)}
+    floating = [ip for ip in network.ips(project_id=pid) if ip.port_id in ports]
+    assert len(floating) == 1 and floating[0].floating_ip_address.startswith("203.0.113.")
