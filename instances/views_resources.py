@@ -133,18 +133,25 @@ def security_group_list(request):
         "allocations": allocations, "allocation": allocation, "groups": groups, "form": form, "error": error})
 
 
-@require_POST
-def security_group_delete(request, group_id: str):
+def _delete_in_project(request, delete, *, done: str, back: str):
+    """Run `delete(allocation)` in the member's chosen project; report in words; back to the list."""
     _, allocation = _project_context(request)
     if allocation is None:
         raise Http404("No such project.")
     try:
-        network_admin.security_group_delete(allocation=allocation, group_id=group_id)
+        delete(allocation)
     except CloudError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, "Security group deleted.")
-    return redirect(f"{reverse('instances:security_groups')}?project={allocation.pk}")
+        messages.success(request, done)
+    return redirect(f"{reverse(back)}?project={allocation.pk}")
+
+
+@require_POST
+def security_group_delete(request, group_id: str):
+    return _delete_in_project(
+        request, lambda allocation: network_admin.security_group_delete(allocation=allocation, group_id=group_id),
+        done="Security group deleted.", back="instances:security_groups")
 
 
 def floating_ip_list(request):
@@ -169,13 +176,6 @@ def floating_ip_list(request):
 
 @require_POST
 def floating_ip_delete(request, ip_id: str):
-    _, allocation = _project_context(request)
-    if allocation is None:
-        raise Http404("No such project.")
-    try:
-        network_admin.floating_ip_release(allocation=allocation, floating_ip_id=ip_id)
-    except CloudError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, "Public IP released.")
-    return redirect(f"{reverse('instances:floating_ips')}?project={allocation.pk}")
+    return _delete_in_project(
+        request, lambda allocation: network_admin.floating_ip_release(allocation=allocation, floating_ip_id=ip_id),
+        done="Public IP released.", back="instances:floating_ips")

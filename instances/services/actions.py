@@ -235,10 +235,20 @@ def action_run(*, action_id: int) -> CloudAction:
             raise  # the task retries with backoff
         error = CloudUnavailable.default_message
     except CloudError as exc:
-        error = str(exc)
-        CloudAction.objects.filter(pk=row.pk).update(cloud_request_id=exc.request_id[:128])
+        error = cloud_action_error(row=row, exc=exc)
+    return cloud_action_finish(row=row, error=error, refresh=_refresh_mirror)
+
+
+def cloud_action_error(*, row: CloudAction, exc: CloudError) -> str:
+    """Keep the cloud's request id for the history; return the words to show the user."""
+    CloudAction.objects.filter(pk=row.pk).update(cloud_request_id=exc.request_id[:128])
+    return str(exc)
+
+
+def cloud_action_finish(*, row: CloudAction, error: str, refresh) -> CloudAction:
+    """Refresh the mirror before the row is final, so whoever sees it final sees the new state."""
     row.refresh_from_db()
-    _refresh_mirror(row)  # before the row is final, so whoever sees it final sees the new state
+    refresh(row)
     return status_row_fail(row=row, error=error) if error else status_row_succeed(row=row)
 
 

@@ -8,10 +8,10 @@ from django.db import IntegrityError, transaction
 
 from portal.cloud import block_storage, compute
 from portal.cloud.errors import CloudError, NotFound
-from portal.services import status_row_enqueue, status_row_fail, status_row_start, status_row_succeed
+from portal.services import status_row_enqueue, status_row_start
 
 from ..models import ActionTarget, CloudAction, Instance, Volume
-from .actions import ActionNotAllowed
+from .actions import ActionNotAllowed, cloud_action_error, cloud_action_finish
 from .sync import instance_refresh, volume_refresh
 
 META_REQUEST = "portal:request"
@@ -135,11 +135,8 @@ def volume_action_run(*, action_id: int) -> CloudAction:
         _call(row)
         _wait(row)
     except CloudError as exc:
-        error = str(exc)
-        CloudAction.objects.filter(pk=row.pk).update(cloud_request_id=exc.request_id[:128])
-    row.refresh_from_db()
-    _refresh_mirror(row)  # before the row is final, so whoever sees it final sees the new state
-    return status_row_fail(row=row, error=error) if error else status_row_succeed(row=row)
+        error = cloud_action_error(row=row, exc=exc)
+    return cloud_action_finish(row=row, error=error, refresh=_refresh_mirror)
 
 
 def _refresh_mirror(row: CloudAction) -> None:
