@@ -82,6 +82,7 @@ class Allocation(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("review_allocation", "Can review allocations (approve, reject, extend, add SUs, close)")]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.get_kind_display()})"
@@ -158,6 +159,8 @@ class LedgerEntry(models.Model):
     note = models.CharField(max_length=255, blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                              related_name="+", help_text="Who the usage belongs to, when known.")
+    # The one-time key of the form that made this entry: a resubmitted form cannot award twice.
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
