@@ -5,43 +5,51 @@ it runs in the request rather than a task.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import secrets
+import shlex
+from dataclasses import dataclass
 from datetime import timedelta
 
 import yaml
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.cache import cache
 from django.utils import timezone
 
-from portal import crypto
 from portal.cloud import identity
 
-from . import provisioning
-from .models import Allocation, ApplicationCredential, Membership
+from .models import Allocation, ApplicationCredential
+from .scopes import member_scope
+from .services import single_line
 
 
 def credential_create(*, user, allocation: Allocation, name: str, expires_in_days: int):
-    """Returns (row, secret). The secret is not stored by the portal."""
-    membership = Membership.objects.filter(user=user, allocation=allocation).first()
-    if membership is None or not allocation.openstack_project_id:
-        raise PermissionDenied("You are not a member of that allocation's project.")
-    if not membership.keystone_role_granted:
-        provisioning.membership_grant(membership=membership)
-    ks = provisioning.keystone_identity_ensure(user=user)
+    """Returns (row, secret), minted as the person in the allocation's project. The secret is not
+    stored by the portal. Raises NoCloudAccess (a PermissionDenied) if they may not act there."""
+    scope = member_scope(user=user, allocation=allocation, creating=True)
     expires_at = timezone.now() + timedelta(days=expires_in_days)
     full_name = f"{name}-{allocation.openstack_project_name}"[:255]
-    cred = identity.app_credential_create(
-        user_id=ks.keystone_user_id, username=ks.keystone_username, password=crypto.decrypt(ks.encrypted_password),
-        domain=settings.PORTAL_KEYSTONE_DOMAIN, project_id=allocation.openstack_project_id, name=full_name,
-        roles=[settings.PORTAL_MEMBER_ROLE],
-        expires_at=expires_at)
+    cred = identity.app_credential_create(scope=scope, name=full_name, roles=[settings.PORTAL_MEMBER_ROLE],
+                                          expires_at=expires_at)
     row = ApplicationCredential.objects.create(user=user, allocation=allocation, keystone_id=cred.id,
                                                name=cred.name, expires_at=expires_at)
     return row, cred.secret
 
 
 def credential_delete(*, credential: ApplicationCredential) -> None:
-    ks = credential.user.keystone
-    identity.app_credential_delete(user_id=ks.keystone_user_id, credential_id=credential.keystone_id)
+    """Delete it in Keystone as its owner (any of their projects will do), then here."""
+    from .scopes import NoCloudAccess
+
+    try:
+        scope = member_scope(user=credential.user, allocation=credential.allocation)
+    except NoCloudAccess:
+        scope = None  # the project is gone or closed: Keystone deleted the credential's roles with it
+    if scope is not None:
+        identity.app_credential_delete(scope=scope, credential_id=credential.keystone_id)
     credential.delete()
 
 
@@ -64,18 +72,84 @@ def clouds_yaml(*, credential: ApplicationCredential, secret: str) -> str:
 
 
 def openrc(*, credential: ApplicationCredential, secret: str) -> str:
+    """A script people `source`: every value is shell-quoted, and names in the comment are kept to
+    one line, so nothing in a title, name or secret can run as a command."""
     endpoint = identity.cloud_endpoint_get()
+    variables = {
+        "OS_AUTH_TYPE": "v3applicationcredential",
+        "OS_AUTH_URL": endpoint.auth_url,
+        "OS_IDENTITY_API_VERSION": "3",
+        "OS_INTERFACE": endpoint.interface,
+        "OS_APPLICATION_CREDENTIAL_ID": credential.keystone_id,
+        "OS_APPLICATION_CREDENTIAL_SECRET": secret,
+    }
+    if endpoint.region_name:
+        variables["OS_REGION_NAME"] = endpoint.region_name
     lines = [
         "#!/usr/bin/env bash",
-        f"# Application credential {credential.name} for {credential.allocation.title}.",
+        f"# Application credential {single_line(credential.name)} for {single_line(credential.allocation.title)}.",
         "# Use with: source openrc.sh && openstack server list",
-        "export OS_AUTH_TYPE=v3applicationcredential",
-        f"export OS_AUTH_URL={endpoint.auth_url}",
-        "export OS_IDENTITY_API_VERSION=3",
-        f"export OS_INTERFACE={endpoint.interface}",
-        f"export OS_APPLICATION_CREDENTIAL_ID={credential.keystone_id}",
-        f"export OS_APPLICATION_CREDENTIAL_SECRET={secret}",
+        *(f"export {name}={shlex.quote(value)}" for name, value in variables.items()),
     ]
-    if endpoint.region_name:
-        lines.append(f"export OS_REGION_NAME={endpoint.region_name}")
     return "\n".join(lines) + "\n"
+
+
+# One-time downloads of a new credential's secret. The create response shows the secret and two
+# links, one per file, each with its own random token. The cache (Redis) holds, under a hash of
+# the token and for a few minutes, only the secret encrypted with a key derived from the token:
+# without the link the portal cannot read it, and a download deletes it first, so a link works
+# once, for the person who made the credential.
+
+DOWNLOAD_FORMATS = {"clouds.yaml": "application/x-yaml", "openrc.sh": "text/x-shellscript"}
+DOWNLOAD_TTL_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class Download:
+    filename: str
+    content_type: str
+    body: str
+
+
+def _download_cache_key(token: str) -> str:
+    return "allocations:credential-download:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def _download_cipher(token: str) -> Fernet:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=b"portal application credential download").derive(token.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def credential_download_tokens_issue(*, credential: ApplicationCredential, secret: str) -> dict[str, str]:
+    """A fresh one-time token per file format, for the response that created the credential."""
+    tokens = {}
+    for fmt in DOWNLOAD_FORMATS:
+        token = secrets.token_urlsafe(32)
+        cache.set(_download_cache_key(token), {
+            "user_id": credential.user_id, "credential_id": credential.pk, "format": fmt,
+            "secret": _download_cipher(token).encrypt(secret.encode()).decode(),
+        }, timeout=DOWNLOAD_TTL_SECONDS)
+        tokens[fmt] = token
+    return tokens
+
+
+def credential_download_redeem(*, token: str, user) -> Download | None:
+    """The file behind a one-time token, or None if it is unknown, used, expired or not theirs."""
+    key = _download_cache_key(token)
+    entry = cache.get(key)
+    if not entry or entry.get("user_id") != user.pk:
+        return None
+    if not cache.delete(key):
+        return None  # another download of the same link got there first
+    credential = (ApplicationCredential.objects.select_related("allocation")
+                  .filter(pk=entry["credential_id"], user=user).first())
+    if credential is None:
+        return None
+    try:
+        secret = _download_cipher(token).decrypt(entry["secret"].encode()).decode()
+    except InvalidToken:
+        return None
+    fmt = entry["format"]
+    render = clouds_yaml if fmt == "clouds.yaml" else openrc
+    return Download(filename=fmt, content_type=DOWNLOAD_FORMATS[fmt], body=render(credential=credential, secret=secret))

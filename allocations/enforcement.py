@@ -9,10 +9,11 @@ from django.conf import settings
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from portal.cloud import quotas, usage
+from portal.cloud import usage
 from portal.cloud.errors import CloudError
 
-from . import notifications
+from . import notifications, provisioning
+from .scopes import service_scope
 from .models import Allocation, AllocationStatus, LedgerKind
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def allocation_check_balance(*, allocation: Allocation, now: datetime) -> str | 
         allocation.status, allocation.disabled_at = status, now
         allocation.save(update_fields=["status", "disabled_at", "updated_at"])
         # Quota 0 stops launches from the CLI and Horizon too, not only from the portal.
-        quotas.project_instances_quota_set(project_id=allocation.openstack_project_id, instances=0)
+        provisioning.allocation_stop_launches(allocation=allocation)
         return status
     awarded = _awarded(allocation)
     if awarded > 0:
@@ -52,15 +53,15 @@ def allocation_check_balance(*, allocation: Allocation, now: datetime) -> str | 
 def allocation_apply_grace(*, allocation: Allocation, now: datetime) -> str | None:
     """After the grace period shelve the servers; after the removal period delete everything."""
     disabled_for = now - allocation.disabled_at
-    project_id = allocation.openstack_project_id
+    scope = service_scope(allocation=allocation)
     if disabled_for >= timedelta(days=settings.PORTAL_REMOVAL_DAYS) and allocation.purged_at is None:
         notifications.notify_purging(allocation)
-        usage.project_resources_delete(project_id=project_id)
+        usage.project_resources_delete(scope=scope)
         Allocation.objects.filter(pk=allocation.pk).update(purged_at=now)
         return "purged"
     if disabled_for >= timedelta(days=settings.PORTAL_GRACE_DAYS) and allocation.shelved_at is None:
         notifications.notify_shelving(allocation, settings.PORTAL_REMOVAL_DAYS)
-        usage.server_shelve_all(project_id=project_id)
+        usage.server_shelve_all(scope=scope)
         Allocation.objects.filter(pk=allocation.pk).update(shelved_at=now)
         return "shelved"
     return None

@@ -11,15 +11,14 @@ import logging
 from datetime import datetime, time
 from decimal import Decimal
 
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
 from portal.cloud import usage
 from portal.cloud.errors import CloudError
 
 from . import charging
-from .models import METERED_STATUSES, Allocation, LedgerEntry, LedgerKind, MeterCursor
+from .models import METERED_STATUSES, Allocation, KeystoneIdentity, LedgerEntry, LedgerKind, MeterCursor
+from .scopes import service_scope
 
 log = logging.getLogger(__name__)
 HOUR = Decimal(3600)
@@ -27,9 +26,9 @@ HOUR = Decimal(3600)
 
 def allocation_meter(*, allocation: Allocation, now: datetime) -> list[LedgerEntry]:
     """Charge one allocation up to `now`; returns the ledger rows it appended."""
-    servers = usage.server_usage_list(project_id=allocation.openstack_project_id)
+    servers = usage.server_usage_list(scope=service_scope(allocation=allocation))
     allocation_start = datetime.combine(allocation.start_date, time.min, tzinfo=now.tzinfo)
-    users = _portal_users(s.created_by for s in servers)
+    users = _portal_users(s.user_id for s in servers)
     entries = []
     with transaction.atomic():
         cursors = {c.resource_id: c for c in
@@ -42,7 +41,7 @@ def allocation_meter(*, allocation: Allocation, now: datetime) -> list[LedgerEnt
                     metered_until=max(server.created_at, allocation_start))
             if now <= cursor.metered_until:
                 continue
-            entry = _charge(allocation, server, cursor.metered_until, now, users.get(server.created_by))
+            entry = _charge(allocation, server, cursor.metered_until, now, users.get(server.user_id))
             if entry:
                 entries.append(entry)
             cursor.metered_until, cursor.last_state, cursor.gone = now, server.status, False
@@ -67,17 +66,15 @@ def _charge(allocation, server, start: datetime, end: datetime, user) -> LedgerE
         return None
 
 
-def _portal_users(creators) -> dict:
-    """Map `portal:created_by` values (the launching user's email, or id) to users, in one query."""
-    creators = {c for c in creators if c}
-    if not creators:
+def _portal_users(keystone_user_ids) -> dict:
+    """Keystone user id (Nova's record of who made a server) -> portal user, in one query.
+
+    Metadata is not trusted: any CLI user can write it."""
+    ids = {i for i in keystone_user_ids if i}
+    if not ids:
         return {}
-    ids = {c for c in creators if c.isdigit()}
-    users = get_user_model().objects.filter(Q(email__in=creators) | Q(pk__in=ids))
-    found = {}
-    for user in users:
-        found[user.email] = found[str(user.pk)] = user
-    return found
+    return {ks.keystone_user_id: ks.user for ks in
+            KeystoneIdentity.objects.filter(keystone_user_id__in=ids).select_related("user")}
 
 
 def allocations_meter(*, now: datetime) -> int:

@@ -216,3 +216,24 @@ class ApplicationCredential(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class KindFlavorAccess(models.Model):
+    """Which flavors an allocation kind may boot. Private flavors (GPU, large memory) matching
+    these patterns are opened to the kind's projects in Nova, so the cloud itself refuses the
+    rest, from the portal and from the CLI alike."""
+
+    kind = models.CharField(max_length=16, choices=AllocationKind.choices, unique=True)
+    flavors = models.CharField(
+        max_length=255, help_text="Flavor name patterns, comma-separated, e.g. “m3.*, g3.small”.")
+
+    class Meta:
+        verbose_name = "flavor access by allocation kind"
+        verbose_name_plural = "flavor access by allocation kind"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.flavors}"
+
+    @property
+    def patterns(self) -> list[str]:
+        return [p.strip() for p in self.flavors.split(",") if p.strip()]

@@ -1,30 +1,47 @@
-"""The Keystone side of allocations, run by Celery tasks: projects, quotas, users, roles."""
+"""The Keystone side of allocations, run by Celery tasks: projects, quotas, users, roles, flavors.
+
+This is the only module that uses the cloud's admin credentials (portal.cloud.admin), and it
+passes only ids it read from the portal's own rows. In an allocation's project:
+- each member's own Keystone user holds the member role (the portal acts as them there);
+- the portal's service user holds the member role (sync, meter, enforcement); never admin;
+- private flavors (GPU, large memory) are opened to the project if its kind allows them.
+"""
 from __future__ import annotations
 
+import logging
 import secrets
+from fnmatch import fnmatchcase
 
 from django.conf import settings
 from django.db import transaction
 
 from portal import crypto
 from portal import services as portal_services
-from portal.cloud import identity, quotas
+from portal.cloud import admin, identity
 from portal.models import Operation
 
 from . import notifications
 from .defaults import quota_limits_for
+from .flavor_access import patterns_for
 from .models import Allocation, AllocationStatus, KeystoneIdentity, Membership
+
+log = logging.getLogger(__name__)
+
+
+def portal_own_project_ids() -> set[str]:
+    """Projects that belong to the portal or the cloud's admin: never an allocation's."""
+    return {admin.admin_project_id(), identity.service_project_id()}
 
 
 def keystone_identity_ensure(*, user) -> KeystoneIdentity:
     """The user's Keystone user, made on first need (and remade if deleted in Keystone)."""
     existing = KeystoneIdentity.objects.filter(user=user).first()
-    if existing and identity.user_exists(user_id=existing.keystone_user_id):
+    if existing and admin.user_exists(user_id=existing.keystone_user_id):
         return existing  # leave the password alone: changing it revokes the user's tokens
     password = crypto.decrypt(existing.encrypted_password) if existing else secrets.token_urlsafe(24)
     username = existing.keystone_username if existing else (user.email or user.get_username())
-    ks_user = identity.user_ensure(name=username, email=user.email, password=password,
-                                   domain=settings.PORTAL_KEYSTONE_DOMAIN)
+    ks_user = admin.user_ensure(name=username, email=user.email, password=password,
+                                domain=settings.PORTAL_KEYSTONE_DOMAIN)
     identity_row, _ = KeystoneIdentity.objects.update_or_create(
         user=user, defaults={"keystone_user_id": ks_user.id, "keystone_username": ks_user.name,
                              "encrypted_password": crypto.encrypt(password)})
@@ -34,41 +51,67 @@ def keystone_identity_ensure(*, user) -> KeystoneIdentity:
 def membership_grant(*, membership: Membership) -> None:
     project_id = membership.allocation.openstack_project_id
     ks = keystone_identity_ensure(user=membership.user)
-    identity.role_grant(project_id=project_id, user_id=ks.keystone_user_id, role=settings.PORTAL_MEMBER_ROLE)
+    admin.role_grant(project_id=project_id, user_id=ks.keystone_user_id, role=settings.PORTAL_MEMBER_ROLE)
     Membership.objects.filter(pk=membership.pk).update(keystone_role_granted=True)
 
 
 def membership_revoke(*, project_id: str, user_id: int) -> None:
     ks = KeystoneIdentity.objects.filter(user_id=user_id).first()
     if ks:
-        identity.role_revoke_all(project_id=project_id, user_id=ks.keystone_user_id)
+        admin.role_revoke_all(project_id=project_id, user_id=ks.keystone_user_id)
+
+
+def service_user_grant(*, project_id: str) -> None:
+    """The portal's service user: member in the project (never admin); an admin role an older
+    portal gave its user there is taken away."""
+    service_user = identity.service_user_id()
+    admin.role_grant(project_id=project_id, user_id=service_user, role=settings.PORTAL_MEMBER_ROLE)
+    admin.role_revoke(project_id=project_id, user_id=service_user, role="admin")
+
+
+def allocation_flavor_access_sync(*, allocation: Allocation) -> dict[str, list[str]]:
+    """Open the private flavors the allocation's kind allows to its project, close the others."""
+    project_id = allocation.openstack_project_id
+    patterns = patterns_for(allocation.kind)
+    done = {"added": [], "removed": []}
+    for flavor, is_public in admin.flavor_list_all():
+        if is_public:
+            continue
+        allowed = any(fnmatchcase(flavor.name, p) for p in patterns)
+        has = project_id in admin.flavor_access_projects(flavor_id=flavor.id)
+        if allowed and not has:
+            admin.flavor_access_add(flavor_id=flavor.id, project_id=project_id)
+            done["added"].append(flavor.name)
+        elif has and not allowed:
+            admin.flavor_access_remove(flavor_id=flavor.id, project_id=project_id)
+            done["removed"].append(flavor.name)
+    return done
 
 
 def allocation_provision(*, operation: Operation) -> Allocation:
-    """Create (or link) the project, set its quotas, grant roles, activate. Safe to re-run."""
+    """Create (or link) the project, set its quotas, flavors and roles, activate. Safe to re-run."""
     allocation = Allocation.objects.get(pk=int(operation.target.split(":", 1)[1]))
     operation = portal_services.status_row_start(row=operation, step="creating project")
     if allocation.openstack_project_id:
-        project = identity.project_get(project_id=allocation.openstack_project_id)
+        project = admin.project_get(project_id=allocation.openstack_project_id)
         if not project.enabled:
-            identity.project_set_enabled(project_id=project.id, enabled=True)
+            admin.project_set_enabled(project_id=project.id, enabled=True)
     else:
-        project = identity.project_ensure(name=allocation.openstack_project_name,
-                                          description=f"{allocation.title} (PI {allocation.pi.email})",
-                                          domain=settings.PORTAL_KEYSTONE_DOMAIN)
+        project = admin.project_ensure(name=allocation.openstack_project_name,
+                                       description=f"{allocation.title} (PI {allocation.pi.email})",
+                                       domain=settings.PORTAL_KEYSTONE_DOMAIN)
     Allocation.objects.filter(pk=allocation.pk).update(openstack_project_id=project.id,
                                                        openstack_project_name=project.name)
     allocation.refresh_from_db()
 
     operation = portal_services.status_row_progress(row=operation, step="setting quotas", progress=30)
-    quotas.project_quotas_set(project_id=project.id,
-                              limits=quota_limits_for(kind=allocation.kind, storage_gb=allocation.storage_gb))
+    admin.project_quotas_set(project_id=project.id,
+                             limits=quota_limits_for(kind=allocation.kind, storage_gb=allocation.storage_gb))
+    operation = portal_services.status_row_progress(row=operation, step="opening flavors", progress=45)
+    allocation_flavor_access_sync(allocation=allocation)
 
     operation = portal_services.status_row_progress(row=operation, step="granting roles", progress=60)
-    # The portal acts in the project with its own service user, so that user needs roles there too.
-    service_user = identity.service_user_id()
-    for role in ("admin", settings.PORTAL_MEMBER_ROLE):
-        identity.role_grant(project_id=project.id, user_id=service_user, role=role)
+    service_user_grant(project_id=project.id)
     for membership in allocation.memberships.select_related("user"):
         membership_grant(membership=membership)
 
@@ -87,8 +130,8 @@ def allocation_close_project(*, operation: Operation) -> None:
     allocation = Allocation.objects.get(pk=int(operation.target.split(":", 1)[1]))
     operation = portal_services.status_row_start(row=operation, step="disabling project")
     project_id = allocation.openstack_project_id
-    quotas.project_instances_quota_set(project_id=project_id, instances=0)
-    identity.project_set_enabled(project_id=project_id, enabled=False)
+    admin.project_instances_quota_set(project_id=project_id, instances=0)
+    admin.project_set_enabled(project_id=project_id, enabled=False)
     operation = portal_services.status_row_progress(row=operation, step="removing roles", progress=50)
     for membership in allocation.memberships.all():
         membership_revoke(project_id=project_id, user_id=membership.user_id)
@@ -97,5 +140,47 @@ def allocation_close_project(*, operation: Operation) -> None:
 
 
 def allocation_restore_quotas(*, allocation: Allocation) -> None:
-    quotas.project_quotas_set(project_id=allocation.openstack_project_id,
-                              limits=quota_limits_for(kind=allocation.kind, storage_gb=allocation.storage_gb))
+    admin.project_quotas_set(project_id=allocation.openstack_project_id,
+                             limits=quota_limits_for(kind=allocation.kind, storage_gb=allocation.storage_gb))
+
+
+def allocation_stop_launches(*, allocation: Allocation) -> None:
+    """Instance quota 0: no new servers from the portal, the CLI or Horizon."""
+    admin.project_instances_quota_set(project_id=allocation.openstack_project_id, instances=0)
+
+
+def allocation_project_delete(*, allocation: Allocation) -> None:
+    admin.project_delete(project_id=allocation.openstack_project_id)
+
+
+def keystone_user_delete(*, identity_row: KeystoneIdentity) -> None:
+    admin.user_delete(user_id=identity_row.keystone_user_id)
+
+
+def projects_isolate(*, allocations) -> list[str]:
+    """Bring projects made by an older portal under the isolation rule: the portal's users lose
+    any admin role there, the service user gets member, members their own member role, and
+    flavors follow the kind. Returns a line per project."""
+    admin_user = admin.user_find(name=_admin_username(), domain=settings.PORTAL_KEYSTONE_DOMAIN)
+    report = []
+    for allocation in allocations:
+        project_id = allocation.openstack_project_id
+        removed = []
+        if admin_user is not None:
+            for role in ("admin", settings.PORTAL_MEMBER_ROLE, "reader"):
+                if admin.role_revoke(project_id=project_id, user_id=admin_user.id, role=role):
+                    removed.append(f"{role} of {admin_user.name}")
+        service_user_grant(project_id=project_id)
+        for membership in allocation.memberships.select_related("user"):
+            membership_grant(membership=membership)
+        flavors = allocation_flavor_access_sync(allocation=allocation)
+        report.append(f"{allocation.openstack_project_name or project_id}: removed {', '.join(removed) or 'nothing'};"
+                      f" flavors opened {flavors['added'] or 'none'}, closed {flavors['removed'] or 'none'}")
+    return report
+
+
+def _admin_username() -> str:
+    from openstack import config as os_config
+
+    cfg = os_config.OpenStackConfig(config_files=[settings.OS_CLIENT_CONFIG_FILE]).get_one(cloud=settings.OS_CLOUD)
+    return cfg.auth.get("username", "admin")

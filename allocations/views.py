@@ -9,6 +9,7 @@ from portal.cloud import quotas
 from portal.cloud.errors import CloudError
 
 from . import charts, credentials, selectors, services
+from .scopes import NoCloudAccess, member_scope
 from .forms import AllocationRequestForm, CredentialForm, MemberAddForm
 from .models import ApplicationCredential
 
@@ -33,7 +34,7 @@ def allocation_request(request):
     return render(request, "allocations/request.html", {"form": form})
 
 
-def allocation_detail(request, pk: int):
+def allocation_detail(request, pk: int, member_form: MemberAddForm | None = None):
     allocation = selectors.allocation_get_for_user(user=request.user, pk=pk)
     summary = selectors.allocation_summary(allocation=allocation)
     daily = selectors.allocation_daily_usage(allocation=allocation, days=30)
@@ -44,7 +45,7 @@ def allocation_detail(request, pk: int):
     context = {
         "allocation": allocation, "summary": summary, "chart": chart, "ledger": ledger,
         "members": selectors.allocation_member_usage(allocation=allocation),
-        "can_manage": membership is not None and membership.can_manage, "member_form": MemberAddForm(),
+        "can_manage": membership is not None and membership.can_manage, "member_form": member_form or MemberAddForm(),
     }
     if request.htmx and request.GET.get("page"):
         return render(request, "allocations/detail.html#ledger", context)
@@ -57,8 +58,8 @@ def allocation_quota(request, pk: int):
     usage, error = [], ""
     if allocation.openstack_project_id:
         try:
-            usage = quotas.project_quota_usage(project_id=allocation.openstack_project_id)
-        except CloudError as exc:
+            usage = quotas.project_quota_usage(scope=member_scope(user=request.user, allocation=allocation))
+        except (CloudError, NoCloudAccess) as exc:
             error = str(exc)
     return render(request, "allocations/detail.html#quota", {"allocation": allocation, "quota": usage,
                                                              "quota_error": error})
@@ -80,12 +81,13 @@ def member_add(request, pk: int):
         try:
             services.membership_add(allocation=allocation, user=form.cleaned_data["user"],
                                     role=form.cleaned_data["role"], by=request.user)
-            messages.success(request, f"{form.cleaned_data['email']} was added to {allocation.title}.")
         except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-    else:
-        messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
-    return redirect("allocations:detail", pk=allocation.pk)
+            form.add_error("email", exc)
+        else:
+            messages.success(request, f"{form.cleaned_data['email']} was added to {allocation.title}.")
+            return redirect("allocations:detail", pk=allocation.pk)
+    # The page again, with the error under the field and what was typed still in it.
+    return allocation_detail(request, pk, member_form=form)
 
 
 @require_POST
@@ -100,13 +102,12 @@ def member_remove(request, pk: int, membership_id: int):
     return redirect("allocations:detail", pk=allocation.pk)
 
 
-SECRET_SESSION_KEY = "app-credential-secrets"
-
-
 def credential_list(request):
+    """The list and the create form. The response that creates a credential is the only place its
+    secret ever appears: on the page and behind two one-time download links."""
     allocations = list(selectors.allocation_list_usable_for_user(user=request.user))
     form = CredentialForm(request.POST or None, allocations=allocations)
-    created = None
+    created = secret = downloads = None
     if request.method == "POST" and form.is_valid():
         allocation = next(a for a in allocations if a.pk == form.cleaned_data["allocation"])
         try:
@@ -116,37 +117,24 @@ def credential_list(request):
         except (CloudError, PermissionDenied) as exc:
             form.add_error(None, str(exc))
         else:
-            # Kept in the (server-side) session only until downloaded; the portal never stores it.
-            request.session.setdefault(SECRET_SESSION_KEY, {})[str(created.pk)] = secret
-            request.session.modified = True
-            messages.success(request, f"Application credential {created.name} created. Download it now: "
-                                      "the secret is shown only once.")
+            downloads = credentials.credential_download_tokens_issue(credential=created, secret=secret)
+            form = CredentialForm(allocations=allocations)
     existing = ApplicationCredential.objects.filter(user=request.user).select_related("allocation")
-    return render(request, "allocations/credentials.html", {
-        "form": form, "credentials": existing, "created": created,
-        "secret": request.session.get(SECRET_SESSION_KEY, {}).get(str(created.pk)) if created else None,
-        "allocations": allocations})
+    response = render(request, "allocations/credentials.html", {
+        "form": form, "credentials": existing, "created": created, "secret": secret, "downloads": downloads,
+        "download_minutes": credentials.DOWNLOAD_TTL_SECONDS // 60, "allocations": allocations})
+    if secret:
+        response["Cache-Control"] = "no-store"
+    return response
 
 
-def _credential_with_secret(request, pk):
-    credential = get_object_or_404(ApplicationCredential.objects.select_related("allocation"), pk=pk,
-                                   user=request.user)
-    secret = request.session.get(SECRET_SESSION_KEY, {}).get(str(pk))
-    if not secret:
-        raise Http404("The secret of this credential is no longer available; create a new credential.")
-    return credential, secret
-
-
-def credential_download(request, pk: int, fmt: str):
-    if fmt not in ("clouds.yaml", "openrc.sh"):
-        raise Http404("Unknown download.")
-    credential, secret = _credential_with_secret(request, pk)
-    if fmt == "clouds.yaml":
-        body, ctype = credentials.clouds_yaml(credential=credential, secret=secret), "application/x-yaml"
-    else:
-        body, ctype = credentials.openrc(credential=credential, secret=secret), "text/x-shellscript"
-    response = HttpResponse(body, content_type=ctype)
-    response["Content-Disposition"] = f'attachment; filename="{fmt}"'
+def credential_download(request, token: str):
+    """One file of a new credential, once: the link stops working when used (or after minutes)."""
+    download = credentials.credential_download_redeem(token=token, user=request.user)
+    if download is None:
+        raise Http404("This download link was used already or has expired. Create a new credential.")
+    response = HttpResponse(download.body, content_type=download.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{download.filename}"'
     response["Cache-Control"] = "no-store"
     return response
 
@@ -156,8 +144,6 @@ def credential_delete(request, pk: int):
     credential = get_object_or_404(ApplicationCredential, pk=pk, user=request.user)
     try:
         credentials.credential_delete(credential=credential)
-        request.session.get(SECRET_SESSION_KEY, {}).pop(str(pk), None)
-        request.session.modified = True
         messages.success(request, f"Application credential {credential.name} was deleted.")
     except CloudError as exc:
         messages.error(request, str(exc))

@@ -20,6 +20,10 @@ REGION = "RegionOne"
 HOST = "devcloud"  # the compute/volume host name
 ADMIN_PASSWORD = "devcloud-admin"
 SERVICE_PASSWORD = "devcloud-service"
+# The portal's own service identity (no admin role anywhere; see seed.py portal_identity).
+PORTAL_USER = "portal-service"
+PORTAL_PASSWORD = "devcloud-portal"
+PORTAL_PROJECT = "portal"
 DB_USER = "devcloud"
 DB_PASSWORD = "devcloud-db"
 DATABASES = ["keystone", "placement", "nova_api", "nova_cell0", "nova", "glance", "cinder", "neutron"]
@@ -385,7 +389,8 @@ pidfile = {c['run']}/{name}.uwsgi.pid
 
 
 CLOUDS_YAML = """\
-# Written by devcloud/devcloud up. The admin of the local devcloud.
+# Written by devcloud/devcloud up. devcloud-admin: the cloud's admin (the portal's provisioning only);
+# devcloud-portal: the portal's service identity (member of the projects it serves, never admin).
 clouds:
   devcloud-admin:
     auth:
@@ -393,6 +398,17 @@ clouds:
       username: admin
       password: {admin_password}
       project_name: admin
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: {region}
+    interface: public
+    identity_api_version: 3
+  devcloud-portal:
+    auth:
+      auth_url: {keystone_url}
+      username: portal-service
+      password: devcloud-portal
+      project_name: portal
       user_domain_name: Default
       project_domain_name: Default
     region_name: {region}

@@ -154,11 +154,19 @@ def flavor_specs(family, trait):
 
 
 def flavors(conn):
+    """m3 flavors are public; r3 (large memory) and g3 (GPU) are private, so only projects whose
+    allocation kind allows them (the portal grants flavor access) can see or boot them."""
     existing = {f.name: f for f in conn.compute.flavors(is_public=None)}
     for name, (vcpus, ram, disk, family, trait) in FLAVORS.items():
+        public = family == "cpu"
         f = existing.get(name)
+        if f is not None and bool(f.is_public) != public:
+            # Nova cannot change is_public: make the flavor again under the same id.
+            conn.compute.delete_flavor(f)
+            f = conn.compute.create_flavor(id=f.id, name=name, vcpus=vcpus, ram=ram, disk=disk, is_public=public,
+                                           description=f"Jetstream2-like {family} flavor")
         if f is None:
-            f = conn.compute.create_flavor(name=name, vcpus=vcpus, ram=ram, disk=disk, is_public=True,
+            f = conn.compute.create_flavor(name=name, vcpus=vcpus, ram=ram, disk=disk, is_public=public,
                                            description=f"Jetstream2-like {family} flavor")
         specs = flavor_specs(family, trait)
         have = conn.compute.fetch_flavor_extra_specs(f).extra_specs or {}
@@ -210,6 +218,20 @@ def volume_type(conn):
     say("volume type: default (backend fake)")
 
 
+def portal_identity(conn):
+    """The portal's service identity: a user with the member role on its own project and nowhere
+    else (the portal's provisioning gives it member on each allocation's project; never admin)."""
+    idn = conn.identity
+    project = idn.find_project(C.PORTAL_PROJECT, domain_id="default") or idn.create_project(
+        name=C.PORTAL_PROJECT, domain_id="default", description="The research cloud portal's own project")
+    user = idn.find_user(C.PORTAL_USER, domain_id="default")
+    if user is None:
+        user = idn.create_user(name=C.PORTAL_USER, password=C.PORTAL_PASSWORD, domain_id="default",
+                               default_project_id=project.id, description="Research cloud portal (service)")
+    idn.assign_project_role_to_user(project, user, idn.find_role("member"))
+    say(f"portal identity: user {C.PORTAL_USER}, member of project {C.PORTAL_PROJECT} only")
+
+
 def wait_services(conn, timeout=120):
     """nova-conductor/scheduler/compute and cinder-scheduler/volume report up."""
     deadline = time.monotonic() + timeout
@@ -233,6 +255,7 @@ def main():
         identity(conn)
     elif phase == "cloud":
         flavors(conn)
+        portal_identity(conn)
         network(conn)
         volume_type(conn)
         images(conn)

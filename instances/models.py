@@ -57,9 +57,11 @@ class Instance(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     is_locked = models.BooleanField(default=False)
     fault = models.TextField(blank=True)
-    # Who made it through the portal; null (with created_by_label empty) = outside the portal.
+    # Who made it: Nova's user_id mapped to the portal user whose Keystone identity it is (through
+    # the portal, or their own CLI/Terraform); null = someone outside the portal.
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="instances_created")
+    cloud_user_id = models.CharField(max_length=64, blank=True, help_text="The Keystone user Nova says made it.")
     launch_request = models.ForeignKey("LaunchRequest", null=True, blank=True, on_delete=models.SET_NULL,
                                        related_name="instances")
     cloud_created_at = models.DateTimeField(null=True, blank=True)
@@ -92,10 +94,10 @@ class Instance(models.Model):
 
     @property
     def creator_label(self) -> str:
-        """Who made it, or "" when it was made outside the portal (CLI, Horizon, Terraform)."""
+        """Who made it (through the portal or with their own credentials); "" = outside the portal."""
         if self.created_by_id:
             return self.created_by.email or self.created_by.get_username()
-        return self.metadata.get("portal:created_by", "")
+        return ""
 
     @property
     def fixed_ips(self) -> list[str]:
@@ -168,9 +170,6 @@ class SSHKey(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    @property
-    def nova_name(self) -> str:
-        return f"portal-u{self.user_id}-{self.name}"
 
 
 class LaunchRequest(StatusRow):

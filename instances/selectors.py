@@ -123,6 +123,7 @@ from dataclasses import dataclass  # noqa: E402
 
 from django.core.cache import cache  # noqa: E402
 
+from allocations.scopes import NoCloudAccess, member_scope  # noqa: E402
 from portal.cloud import compute, image, network  # noqa: E402
 
 
@@ -134,67 +135,79 @@ class LaunchImage:
     min_disk_gb: int
 
 
-def flavor_list_cached() -> list[compute.Flavor]:
-    flavors = cache.get("instances:flavors")
-    if flavors is None:
-        flavors = compute.flavor_list()
-        cache.set("instances:flavors", flavors, 300)
-    return flavors
+def _cached(key: str, seconds: int, load):
+    value = cache.get(key)
+    if value is None:
+        value = load()
+        cache.set(key, value, seconds)
+    return value
 
 
-def launch_options(*, allocation) -> dict:
-    """Images, flavors, networks and security groups the allocation's project can launch with."""
+def _scope_key(scope) -> str:
+    return f"{scope.identity.key}:{scope.project_id}"
+
+
+def flavor_list_for(*, user, allocation) -> list[compute.Flavor]:
+    """The flavors the person's project may boot (Nova decides: public ones plus private ones
+    opened to the project for its allocation kind), cached briefly."""
+    scope = member_scope(user=user, allocation=allocation)
+    return _cached(f"instances:flavors:{_scope_key(scope)}", 300, lambda: compute.flavor_list(scope=scope))
+
+
+def launch_options(*, user, allocation) -> dict:
+    """Images, flavors, networks and security groups the person can launch with in the project."""
+    scope = member_scope(user=user, allocation=allocation, creating=True)
     project_id = allocation.openstack_project_id
-    key = f"instances:launch-options:{project_id}"
-    options = cache.get(key)
-    if options is None:
+
+    def load():
         images = [LaunchImage(id=i.id, name=i.name, group=i.group_for(project_id), min_disk_gb=i.min_disk_gb)
-                  for i in image.image_list(project_id=project_id)]
-        networks = [n for n in network.network_list(project_id=project_id) if not n.is_external]
-        options = {"images": images, "networks": networks,
-                   "security_groups": network.security_group_list(project_id=project_id)}
-        cache.set(key, options, 30)
-    return {**options, "flavors": flavor_list_cached()}
+                  for i in image.image_list(scope=scope)]
+        networks = [n for n in network.network_list(scope=scope) if not n.is_external]
+        return {"images": images, "networks": networks, "security_groups": network.security_group_list(scope=scope)}
+
+    options = _cached(f"instances:launch-options:{_scope_key(scope)}", 30, load)
+    return {**options, "flavors": flavor_list_for(user=user, allocation=allocation)}
 
 
-def instance_console_url(*, instance) -> str:
-    return compute.server_console_url(project_id=instance.project_id, server_id=instance.server_id)
+def instance_console_url(*, user, instance) -> str:
+    scope = member_scope(user=user, allocation=instance.allocation)
+    return compute.server_console_url(scope=scope, server_id=instance.server_id)
 
 
-def instance_console_log(*, instance) -> str:
-    return compute.server_console_log(project_id=instance.project_id, server_id=instance.server_id)
+def instance_console_log(*, user, instance) -> str:
+    scope = member_scope(user=user, allocation=instance.allocation)
+    return compute.server_console_log(scope=scope, server_id=instance.server_id)
 
 
-def security_group_list(*, allocation):
-    return network.security_group_list(project_id=allocation.openstack_project_id)
+def security_group_list(*, user, allocation):
+    return network.security_group_list(scope=member_scope(user=user, allocation=allocation))
 
 
-def floating_ip_list(*, allocation):
-    return network.floating_ip_list(project_id=allocation.openstack_project_id)
+def floating_ip_list(*, user, allocation):
+    return network.floating_ip_list(scope=member_scope(user=user, allocation=allocation))
 
 
-def volume_create_options(*, allocation) -> dict:
+def volume_create_options(*, user, allocation) -> dict:
     from portal.cloud import block_storage
 
-    project_id = allocation.openstack_project_id
-    return {"snapshots": block_storage.snapshot_list(project_id=project_id),
-            "images": image.image_list(project_id=project_id)}
+    scope = member_scope(user=user, allocation=allocation, creating=True)
+    return {"snapshots": block_storage.snapshot_list(scope=scope), "images": image.image_list(scope=scope)}
 
 
-def project_quotas(*, allocation) -> dict:
-    """Instance, volume and floating IP quotas of the project (cached; empty if the cloud is down)."""
+def project_quotas(*, user, allocation) -> dict:
+    """Instance, volume and floating IP quotas of the project (cached; empty if unavailable)."""
     from portal.cloud import block_storage
     from portal.cloud.errors import CloudError
 
-    project_id = allocation.openstack_project_id
-    key = f"instances:quotas:{project_id}"
+    key = f"instances:quotas:{allocation.openstack_project_id}"
     quotas = cache.get(key)
     if quotas is None:
         try:
-            quotas = {"instances": compute.quota_get(project_id=project_id).instances,
-                      "volumes": block_storage.volume_quota_get(project_id=project_id),
-                      "floating_ips": network.network_quota_get(project_id=project_id).floating_ips}
-        except CloudError:
+            scope = member_scope(user=user, allocation=allocation)
+            quotas = {"instances": compute.quota_get(scope=scope).instances,
+                      "volumes": block_storage.volume_quota_get(scope=scope),
+                      "floating_ips": network.network_quota_get(scope=scope).floating_ips}
+        except (CloudError, NoCloudAccess):
             return {}
         cache.set(key, quotas, 300)
     return quotas
@@ -203,6 +216,6 @@ def project_quotas(*, allocation) -> dict:
 def dashboard_for_user(*, user) -> dict:
     projects = project_counts_for_user(user=user)
     for p in projects:
-        p["quota"] = project_quotas(allocation=p["allocation"])
+        p["quota"] = project_quotas(user=user, allocation=p["allocation"])
     return {"projects": projects, "building": launches_building_for_user(user=user),
             "recent_actions": actions_recent_for_user(user=user, limit=8)}

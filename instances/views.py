@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from allocations.charging import InsufficientBalance, su_per_hour
+from allocations.scopes import NoCloudAccess
 from allocations.selectors import allocation_get_for_user, allocation_list_for_user, allocation_list_usable_for_user
 from portal.cloud.errors import CloudError
 
@@ -65,8 +66,8 @@ def instance_launch(request):
         return render(request, "instances/launch.html", {"usable": usable, "allocation": None})
     keys = list(selectors.ssh_key_list_for_user(user=request.user))
     try:
-        options = selectors.launch_options(allocation=allocation)
-    except CloudError as exc:
+        options = selectors.launch_options(user=request.user, allocation=allocation)
+    except (CloudError, NoCloudAccess) as exc:
         messages.error(request, str(exc))
         return render(request, "instances/launch.html", {"usable": usable, "allocation": allocation,
                                                          "cloud_error": str(exc)})
@@ -86,7 +87,7 @@ def instance_launch(request):
                 boot_volume_gb=data["root_disk_gb"], boot_volume_id=data["boot_volume"], ssh_key=key, security_groups=data["security_groups"],
                 network_id=data["network"], user_data=data["user_data"],
                 assign_floating_ip=data["assign_floating_ip"])
-        except (InsufficientBalance, ValidationError) as exc:
+        except (InsufficientBalance, ValidationError, NoCloudAccess) as exc:
             form.add_error(None, exc.messages[0] if isinstance(exc, ValidationError) else str(exc))
         else:
             return redirect("instances:launch_detail", pk=row.pk)
@@ -97,7 +98,12 @@ def instance_launch(request):
 @require_GET
 def launch_cost(request):
     """The live cost preview: SU/hour for the chosen flavor and count."""
-    flavor = next((f for f in selectors.flavor_list_cached() if f.id == request.GET.get("flavor")), None)
+    _, allocation = _launch_allocation(request)
+    try:
+        flavors = selectors.flavor_list_for(user=request.user, allocation=allocation) if allocation else []
+    except (CloudError, NoCloudAccess):
+        flavors = []
+    flavor = next((f for f in flavors if f.id == request.GET.get("flavor")), None)
     try:
         count = max(1, min(int(request.GET.get("count") or 1), 1000))
     except ValueError:
@@ -125,7 +131,11 @@ def instance_detail(request, pk: int):
         "volumes": selectors.volumes_for_instance(instance=instance),
     }
     if any(name == "resize" for name, _ in context["actions"]):
-        flavors = [f for f in selectors.flavor_list_cached() if f.name != instance.flavor_name]
+        try:
+            flavors = [f for f in selectors.flavor_list_for(user=request.user, allocation=instance.allocation)
+                       if f.name != instance.flavor_name]
+        except (CloudError, NoCloudAccess):
+            flavors = []
         context["resize_form"] = ResizeForm(flavors=flavors)
     context["image_form"] = ImageCreateForm(initial={"name": f"{instance.name}-image"})
     if request.htmx and not request.htmx.boosted:
@@ -160,8 +170,8 @@ def instance_act(request, pk: int, action: str):
 def instance_console(request, pk: int):
     instance = selectors.instance_get_for_user(user=request.user, pk=pk)
     try:
-        url = selectors.instance_console_url(instance=instance)
-    except CloudError as exc:
+        url = selectors.instance_console_url(user=request.user, instance=instance)
+    except (CloudError, NoCloudAccess) as exc:
         messages.error(request, f"The console is not available: {exc}")
         return redirect("instances:detail", pk=pk)
     return redirect(url) if url else redirect("instances:detail", pk=pk)
@@ -171,7 +181,7 @@ def instance_console(request, pk: int):
 def instance_console_log(request, pk: int):
     instance = selectors.instance_get_for_user(user=request.user, pk=pk)
     try:
-        text = selectors.instance_console_log(instance=instance)
-    except CloudError as exc:
+        text = selectors.instance_console_log(user=request.user, instance=instance)
+    except (CloudError, NoCloudAccess) as exc:
         text = f"The console log is not available: {exc}"
     return HttpResponse(text or "(The console log is empty.)", content_type="text/plain; charset=utf-8")

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from allocations.scopes import NoCloudAccess
 from allocations.selectors import allocation_list_for_user, allocation_list_usable_for_user
 from portal.cloud.errors import CloudError
 
@@ -45,15 +46,19 @@ def volume_create(request):
         messages.error(request, "You are not in an active allocation, so there is nowhere to make a volume.")
         return redirect("instances:volumes")
     try:
-        options = selectors.volume_create_options(allocation=allocation)
-    except CloudError as exc:
+        options = selectors.volume_create_options(user=request.user, allocation=allocation)
+    except (CloudError, NoCloudAccess) as exc:
         messages.error(request, str(exc))
         return redirect("instances:volumes")
     form = VolumeCreateForm(request.POST or None, **options)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
-        services.volume_create_request(user=request.user, allocation=allocation, name=d["name"], size_gb=d["size_gb"],
-                                       snapshot_id=d["snapshot_id"], image_id=d["image_id"])
+        try:
+            services.volume_create_request(user=request.user, allocation=allocation, name=d["name"],
+                                           size_gb=d["size_gb"], snapshot_id=d["snapshot_id"], image_id=d["image_id"])
+        except NoCloudAccess as exc:
+            messages.error(request, str(exc))
+            return redirect("instances:volumes")
         messages.info(request, f"Creating volume {d['name']}.")
         return redirect(f"{reverse('instances:volumes')}?project={allocation.pk}")
     return render(request, "instances/volume_create.html", {"form": form, "allocation": allocation,
@@ -119,15 +124,15 @@ def security_group_list(request):
     if allocation is not None:
         if request.method == "POST" and form.is_valid():
             try:
-                network_admin.security_group_create(allocation=allocation, **form.cleaned_data)
-            except CloudError as exc:
+                network_admin.security_group_create(user=request.user, allocation=allocation, **form.cleaned_data)
+            except (CloudError, NoCloudAccess) as exc:
                 messages.error(request, str(exc))
             else:
                 messages.success(request, f"Security group {form.cleaned_data['name']} created.")
                 return redirect(f"{request.path}?project={allocation.pk}")
         try:
-            groups = selectors.security_group_list(allocation=allocation)
-        except CloudError as exc:
+            groups = selectors.security_group_list(user=request.user, allocation=allocation)
+        except (CloudError, NoCloudAccess) as exc:
             error = str(exc)
     return render(request, "instances/security_groups.html", {
         "allocations": allocations, "allocation": allocation, "groups": groups, "form": form, "error": error})
@@ -140,7 +145,7 @@ def _delete_in_project(request, delete, *, done: str, back: str):
         raise Http404("No such project.")
     try:
         delete(allocation)
-    except CloudError as exc:
+    except (CloudError, NoCloudAccess) as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, done)
@@ -150,7 +155,8 @@ def _delete_in_project(request, delete, *, done: str, back: str):
 @require_POST
 def security_group_delete(request, group_id: str):
     return _delete_in_project(
-        request, lambda allocation: network_admin.security_group_delete(allocation=allocation, group_id=group_id),
+        request, lambda allocation: network_admin.security_group_delete(user=request.user, allocation=allocation,
+                                                               group_id=group_id),
         done="Security group deleted.", back="instances:security_groups")
 
 
@@ -160,15 +166,15 @@ def floating_ip_list(request):
     if allocation is not None:
         if request.method == "POST":
             try:
-                network_admin.floating_ip_allocate(allocation=allocation)
-            except CloudError as exc:
+                network_admin.floating_ip_allocate(user=request.user, allocation=allocation)
+            except (CloudError, NoCloudAccess) as exc:
                 messages.error(request, str(exc))
             else:
                 messages.success(request, "Public IP allocated.")
             return redirect(f"{request.path}?project={allocation.pk}")
         try:
-            ips = selectors.floating_ip_list(allocation=allocation)
-        except CloudError as exc:
+            ips = selectors.floating_ip_list(user=request.user, allocation=allocation)
+        except (CloudError, NoCloudAccess) as exc:
             error = str(exc)
     return render(request, "instances/floating_ips.html", {
         "allocations": allocations, "allocation": allocation, "ips": ips, "error": error})
@@ -177,5 +183,6 @@ def floating_ip_list(request):
 @require_POST
 def floating_ip_delete(request, ip_id: str):
     return _delete_in_project(
-        request, lambda allocation: network_admin.floating_ip_release(allocation=allocation, floating_ip_id=ip_id),
+        request, lambda allocation: network_admin.floating_ip_release(user=request.user, allocation=allocation,
+                                                             floating_ip_id=ip_id),
         done="Public IP released.", back="instances:floating_ips")

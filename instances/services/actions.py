@@ -8,7 +8,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from allocations.charging import preflight_launch
+from allocations.flavor_access import flavor_allowed
+from allocations.scopes import NoCloudAccess, member_scope
 from portal.cloud import compute, network
+from portal.cloud.connection import Scope
 from portal.cloud.errors import CloudError, CloudUnavailable, NotFound, NoValidHost
 from portal.services import status_row_enqueue, status_row_fail, status_row_start, status_row_succeed
 
@@ -35,6 +38,9 @@ class ActionSpec:
     whole_gpu: bool = True  # offered for whole-GPU flavors
     when_locked: bool = False
 
+
+# Actions that make something new in the project (only an active allocation allows them).
+CREATING = frozenset({"start", "unshelve", "resize", "resume", "image_create", "floating_ip_assign"})
 
 ANY = frozenset({"ACTIVE", "SHUTOFF", "SUSPENDED", "PAUSED", "SHELVED", "SHELVED_OFFLOADED", "ERROR",
                  "VERIFY_RESIZE"})
@@ -101,10 +107,16 @@ def instance_act(*, user, instance: Instance, action: str, params: dict | None =
     if reason := action_refusal(instance=instance, action=action):
         raise ActionNotAllowed(reason)
     allocation = instance.allocation
+    try:
+        scope = member_scope(user=user, allocation=allocation, creating=action in CREATING)
+    except NoCloudAccess as exc:
+        raise ActionNotAllowed(str(exc))
     if action == "resize":
-        flavor = compute.flavor_get(flavor_id=params.get("flavor_id", ""))
+        flavor = compute.flavor_get(scope=scope, flavor_id=params.get("flavor_id", ""))
         if flavor.name == instance.flavor_name:
             raise ActionNotAllowed("Pick a flavor different from the current one.")
+        if not flavor_allowed(kind=allocation.kind, flavor_name=flavor.name):
+            raise ActionNotAllowed(f"{flavor.name} is not available to {allocation.get_kind_display()} allocations.")
         preflight_launch(allocation=allocation, flavor_name=flavor.name, vcpus=flavor.vcpus)
         params.update(flavor_id=flavor.id, flavor_name=flavor.name)
     elif action == "unshelve":
@@ -121,35 +133,35 @@ def instance_act(*, user, instance: Instance, action: str, params: dict | None =
     return row
 
 
-def _call(row: CloudAction) -> None:
-    project, server = row.project_id, row.target_id
+def _call(row: CloudAction, scope: Scope) -> None:
+    server = row.target_id
     if row.action in compute._ACTIONS:
-        compute.server_action(project_id=project, server_id=server, action=row.action)
+        compute.server_action(scope=scope, server_id=server, action=row.action)
     elif row.action == "resize":
-        compute.server_resize(project_id=project, server_id=server, flavor_id=row.params["flavor_id"])
+        compute.server_resize(scope=scope, server_id=server, flavor_id=row.params["flavor_id"])
     elif row.action == "image_create":
-        image_id = compute.server_image_create(project_id=project, server_id=server,
+        image_id = compute.server_image_create(scope=scope, server_id=server,
                                                name=row.params.get("name") or f"{row.target_name}-image")
         CloudAction.objects.filter(pk=row.pk).update(result={"image_id": image_id})
     elif row.action == "delete":
-        compute.server_delete(project_id=project, server_id=server)
+        compute.server_delete(scope=scope, server_id=server)
     elif row.action == "floating_ip_assign":
-        external = next((n for n in network.network_list(project_id=project) if n.is_external), None)
+        external = next((n for n in network.network_list(scope=scope) if n.is_external), None)
         if external is None:
             raise CloudError("The cloud has no public network to take a public IP from.")
         tag = f"portal:{row.idempotency_key}"
-        fip = network.floating_ip_find(project_id=project, description=tag) or network.floating_ip_create(
-            project_id=project, external_network_id=external.id, description=tag)
-        network.floating_ip_associate(project_id=project, floating_ip_id=fip.id, server_id=server)
+        fip = network.floating_ip_find(scope=scope, description=tag) or network.floating_ip_create(
+            scope=scope, external_network_id=external.id, description=tag)
+        network.floating_ip_associate(scope=scope, floating_ip_id=fip.id, server_id=server)
         CloudAction.objects.filter(pk=row.pk).update(result={"address": fip.address})
     elif row.action == "floating_ip_release":
         instance = Instance.objects.get(server_id=server)
-        for fip in network.floating_ip_list(project_id=project):
+        for fip in network.floating_ip_list(scope=scope):
             if fip.address in instance.floating_ips:
-                network.floating_ip_delete(project_id=project, floating_ip_id=fip.id)
+                network.floating_ip_delete(scope=scope, floating_ip_id=fip.id)
 
 
-def _done(row: CloudAction, server: compute.Server | None) -> bool:
+def _done(row: CloudAction, server: compute.Server | None, scope: Scope) -> bool:
     if row.action == "delete":
         return server is None or server.status == "DELETED"
     if server is None:
@@ -166,7 +178,7 @@ def _done(row: CloudAction, server: compute.Server | None) -> bool:
         return True
     if server.status in ACTIONS[row.action].done_statuses:
         return True
-    _raise_if_nova_failed(row)
+    _raise_if_nova_failed(row, scope)
     return False
 
 
@@ -176,12 +188,12 @@ NOVA_ACTION_NAMES = {"start": "start", "stop": "stop", "reboot_soft": "reboot", 
                      "resize": "resize", "resize_confirm": "confirmResize", "resize_revert": "revertResize"}
 
 
-def _raise_if_nova_failed(row: CloudAction) -> None:
+def _raise_if_nova_failed(row: CloudAction, scope: Scope) -> None:
     """A settled server not in the expected state: did Nova log this action as failed?"""
     name = NOVA_ACTION_NAMES.get(row.action)
     if not name:
         return
-    events = compute.server_event_list(project_id=row.project_id, server_id=row.target_id)
+    events = compute.server_event_list(scope=scope, server_id=row.target_id)
     mine = next((e for e in events if e.action == name and e.start_time and row.started_at
                  and e.start_time.timestamp() >= row.started_at.timestamp() - 5), None)
     if mine and mine.message.lower() == "error":
@@ -191,26 +203,26 @@ def _raise_if_nova_failed(row: CloudAction) -> None:
         raise CloudError(f"The cloud could not {ACTIONS[row.action].label.lower()} the instance.")
 
 
-def _already_done(row: CloudAction) -> bool:
+def _already_done(row: CloudAction, scope: Scope) -> bool:
     if row.action in ("image_create", "floating_ip_assign", "floating_ip_release", "reboot_soft", "reboot_hard"):
         return False
     try:
-        return _done(row, compute.server_get(project_id=row.project_id, server_id=row.target_id))
+        return _done(row, compute.server_get(scope=scope, server_id=row.target_id), scope)
     except NotFound:
         return row.action == "delete"
     except CloudError:
         return False
 
 
-def _wait(row: CloudAction) -> None:
+def _wait(row: CloudAction, scope: Scope) -> None:
     deadline = time.time() + settings.PORTAL_ACTION_DEADLINE
     interval = 0.5
     while True:
         try:
-            server = compute.server_get(project_id=row.project_id, server_id=row.target_id)
+            server = compute.server_get(scope=scope, server_id=row.target_id)
         except NotFound:
             server = None
-        if _done(row, server):
+        if _done(row, server, scope):
             return
         if time.time() > deadline:
             raise CloudError(f"The instance did not finish “{ACTIONS[row.action].label.lower()}” within "
@@ -224,19 +236,29 @@ def action_run(*, action_id: int) -> CloudAction:
     row = CloudAction.objects.select_related("allocation").get(pk=action_id)
     if row.is_final:
         return row
+    try:
+        scope = action_scope(row)
+    except NoCloudAccess as exc:
+        row = status_row_start(row=row, step=ACTIONS[row.action].label.lower())
+        return status_row_fail(row=row, error=str(exc))
     row = status_row_start(row=row, step=ACTIONS[row.action].label.lower())
     error = ""
     try:
-        if row.attempts == 1 or not _already_done(row):  # a retry must not repeat what went through
-            _call(row)
-        _wait(row)
+        if row.attempts == 1 or not _already_done(row, scope):  # a retry must not repeat what went through
+            _call(row, scope)
+        _wait(row, scope)
     except CloudUnavailable:
         if row.attempts < settings.PORTAL_LAUNCH_ATTEMPTS:
             raise  # the task retries with backoff
         error = CloudUnavailable.default_message
     except CloudError as exc:
         error = cloud_action_error(row=row, exc=exc)
-    return cloud_action_finish(row=row, error=error, refresh=_refresh_mirror)
+    return cloud_action_finish(row=row, error=error, refresh=lambda r: _refresh_mirror(r, scope))
+
+
+def action_scope(row: CloudAction) -> Scope:
+    """The identity an action runs as: the person who asked for it, in the action's project."""
+    return member_scope(user=row.requested_by, allocation=row.allocation)
 
 
 def cloud_action_error(*, row: CloudAction, exc: CloudError) -> str:
@@ -252,8 +274,8 @@ def cloud_action_finish(*, row: CloudAction, error: str, refresh) -> CloudAction
     return status_row_fail(row=row, error=error) if error else status_row_succeed(row=row)
 
 
-def _refresh_mirror(row: CloudAction) -> None:
+def _refresh_mirror(row: CloudAction, scope: Scope) -> None:
     try:
-        instance_refresh(allocation=row.allocation, server_id=row.target_id)
+        instance_refresh(allocation=row.allocation, server_id=row.target_id, scope=scope)
     except CloudError:
         pass  # the next sync will catch up

@@ -35,5 +35,25 @@ def ssh_key_create(*, user, name: str, public_key: str) -> SSHKey:
 
 
 def ssh_key_delete(*, key: SSHKey) -> None:
-    compute.keypair_delete(name=key.nova_name)
+    """Forget the key, and remove the Nova keypair the portal imported it as (the person's own,
+    under the key's name) if it still holds this key."""
+    scope = _any_scope(key.user)
+    if scope is not None:
+        for name in (key.name, f"{key.name}-{key.fingerprint.removeprefix('SHA256:')[:8]}"):
+            found = compute.keypair_get(scope=scope, name=name)
+            if found and found.public_key.split()[:2] == key.public_key.split()[:2]:
+                compute.keypair_delete(scope=scope, name=name)
     key.delete()
+
+
+def _any_scope(user):
+    """Keypairs belong to the Keystone user, not a project: any project of theirs will do."""
+    from allocations.scopes import NoCloudAccess, member_scope
+    from allocations.selectors import allocation_list_for_user
+
+    for allocation in allocation_list_for_user(user=user).exclude(openstack_project_id=""):
+        try:
+            return member_scope(user=user, allocation=allocation)
+        except NoCloudAccess:
+            continue
+    return None

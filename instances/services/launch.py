@@ -6,11 +6,15 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from allocations.charging import preflight_launch
+from allocations.flavor_access import flavor_allowed
+from allocations.scopes import NoCloudAccess, member_scope
 from portal.cloud import compute, network
+from portal.cloud.connection import Scope
 from portal.cloud.errors import CloudError, CloudUnavailable
 from portal.services import status_row_enqueue, status_row_fail, status_row_progress, status_row_start, \
     status_row_succeed
@@ -32,9 +36,13 @@ def instance_launch(*, user, allocation, flavor: compute.Flavor, image_id: str, 
                     assign_floating_ip: bool = False) -> LaunchRequest:
     """Check the balance, record the request and enqueue its provisioning on commit.
 
-    Raises allocations.charging.InsufficientBalance with a message for the form."""
+    Raises allocations.charging.InsufficientBalance with a message for the form, or NoCloudAccess
+    if the person may not make servers in the allocation's project now."""
     from .. import tasks
 
+    member_scope(user=user, allocation=allocation, creating=True)
+    if not flavor_allowed(kind=allocation.kind, flavor_name=flavor.name):
+        raise ValidationError(f"{flavor.name} is not available to {allocation.get_kind_display()} allocations.")
     preflight_launch(allocation=allocation, flavor_name=flavor.name, vcpus=flavor.vcpus, count=count)
     with transaction.atomic():
         row = LaunchRequest.objects.create(
@@ -46,9 +54,9 @@ def instance_launch(*, user, allocation, flavor: compute.Flavor, image_id: str, 
     return row
 
 
-def _tagged(row: LaunchRequest) -> dict[int, compute.Server]:
+def _tagged(row: LaunchRequest, scope: Scope) -> dict[int, compute.Server]:
     """Servers already made for this request (found by its idempotency key), by index."""
-    servers = compute.server_list(project_id=row.project_id, name=f"^{row.name}")
+    servers = compute.server_list(scope=scope, name=f"^{row.name}")
     found = {}
     for server in servers:
         if server.metadata.get(compute.META_REQUEST) == str(row.idempotency_key) and server.status != "DELETED":
@@ -56,10 +64,10 @@ def _tagged(row: LaunchRequest) -> dict[int, compute.Server]:
     return found
 
 
-def _network_id(row: LaunchRequest) -> str:
+def _network_id(row: LaunchRequest, scope: Scope) -> str:
     if row.network_id:
         return row.network_id
-    networks = network.network_list(project_id=row.project_id)
+    networks = network.network_list(scope=scope)
     own = [n for n in networks if not n.is_external and n.project_id == row.project_id]
     shared = [n for n in networks if not n.is_external and n.is_shared]
     if own or shared:
@@ -67,23 +75,23 @@ def _network_id(row: LaunchRequest) -> str:
     external = [n for n in networks if n.is_external]
     if not external:
         raise CloudError("The project has no network to attach the instance to.")
-    return network.network_create_with_router(project_id=row.project_id, name="portal-net", cidr="10.0.0.0/24",
+    return network.network_create_with_router(scope=scope, name="portal-net", cidr="10.0.0.0/24",
                                               external_network_id=external[0].id).id
 
 
-def security_group_ensure_default(*, project_id: str) -> str:
+def security_group_ensure_default(*, scope: Scope) -> str:
     """The project's "ssh + icmp" group, made on first launch if the project has none."""
-    groups = network.security_group_list(project_id=project_id)
+    groups = network.security_group_list(scope=scope)
     if not any(g.name == DEFAULT_GROUP for g in groups):
-        group = network.security_group_create(project_id=project_id, name=DEFAULT_GROUP,
+        group = network.security_group_create(scope=scope, name=DEFAULT_GROUP,
                                               description="SSH and ping from anywhere (made by the portal)")
-        network.security_group_rule_create(project_id=project_id, group_id=group.id, protocol="tcp", port=22)
-        network.security_group_rule_create(project_id=project_id, group_id=group.id, protocol="icmp")
+        network.security_group_rule_create(scope=scope, group_id=group.id, protocol="tcp", port=22)
+        network.security_group_rule_create(scope=scope, group_id=group.id, protocol="icmp")
     return DEFAULT_GROUP
 
 
-def _create_servers(row: LaunchRequest) -> LaunchRequest:
-    existing = _tagged(row)
+def _create_servers(row: LaunchRequest, scope: Scope) -> LaunchRequest:
+    existing = _tagged(row, scope)
     missing = [i for i in range(1, row.count + 1) if i not in existing]
     if not missing:
         return row
@@ -91,32 +99,42 @@ def _create_servers(row: LaunchRequest) -> LaunchRequest:
         # One launch at a time sets a project up, so concurrent first launches make one network and group.
         ProjectSync.objects.get_or_create(project_id=row.project_id)
         ProjectSync.objects.select_for_update().get(project_id=row.project_id)
-        network_id = _network_id(row)
-        groups = row.security_groups or ["default", security_group_ensure_default(project_id=row.project_id)]
-    key_name = ""
-    if row.ssh_key:
-        key_name = compute.keypair_ensure(name=row.ssh_key.nova_name, public_key=row.ssh_key.public_key).name
-    creator = row.requested_by.email if row.requested_by else ""
+        network_id = _network_id(row, scope)
+        groups = row.security_groups or ["default", security_group_ensure_default(scope=scope)]
+    key_name = keypair_for(scope=scope, key=row.ssh_key) if row.ssh_key else ""
     for index in missing:
         server = compute.server_create(
-            project_id=row.project_id, name=row.server_name(index), flavor_id=row.flavor_id, image_id=row.image_id,
+            scope=scope, name=row.server_name(index), flavor_id=row.flavor_id, image_id=row.image_id,
             network_ids=[network_id], key_name=key_name, security_groups=groups, user_data=row.user_data,
             boot_volume_gb=row.boot_volume_gb, boot_volume_id=row.boot_volume_id or None,
-            metadata={compute.META_CREATED_BY: creator, compute.META_REQUEST: str(row.idempotency_key),
-                      compute.META_INDEX: str(index)})
+            metadata={compute.META_REQUEST: str(row.idempotency_key), compute.META_INDEX: str(index)})
         existing[index] = server
         LaunchRequest.objects.filter(pk=row.pk).update(server_ids=[s.id for s in existing.values()])
     row.refresh_from_db()
     return row
 
 
-def _wait_active(row: LaunchRequest) -> list[compute.Server]:
+def keypair_for(*, scope: Scope, key) -> str:
+    """The person's own Nova keypair holding this key, imported on first use; its name.
+
+    Keypairs belong to the person's Keystone user, so the CLI sees the same keys. A keypair of
+    theirs with the same name but another key is left alone: this one gets a suffixed name."""
+    for name in (key.name, f"{key.name}-{key.fingerprint.removeprefix('SHA256:')[:8]}"):
+        found = compute.keypair_get(scope=scope, name=name)
+        if found is None:
+            return compute.keypair_create(scope=scope, name=name, public_key=key.public_key).name
+        if found.public_key.split()[:2] == key.public_key.split()[:2]:
+            return found.name
+    raise CloudError(f"You already have two different keys named like “{key.name}” in the cloud; rename this one.")
+
+
+def _wait_active(row: LaunchRequest, scope: Scope) -> list[compute.Server]:
     """Poll with backoff until every server is ACTIVE; raise on ERROR or past the deadline."""
     deadline = (row.started_at or timezone.now()).timestamp() + settings.PORTAL_LAUNCH_DEADLINE
     interval = 0.5
     while True:
-        servers = list(_tagged(row).values())
-        instances_upsert(allocation=row.allocation, servers=servers)
+        servers = list(_tagged(row, scope).values())
+        instances_upsert(allocation=row.allocation, servers=servers, scope=scope)
         failed = [s for s in servers if s.status == "ERROR"]
         if failed:
             raise compute.server_fault_error(failed[0])
@@ -133,34 +151,34 @@ def _wait_active(row: LaunchRequest) -> list[compute.Server]:
         interval = min(interval * 1.5, 5)
 
 
-def _assign_floating_ips(row: LaunchRequest, servers: list[compute.Server]) -> None:
-    external = next((n for n in network.network_list(project_id=row.project_id) if n.is_external), None)
+def _assign_floating_ips(row: LaunchRequest, servers: list[compute.Server], scope: Scope) -> None:
+    external = next((n for n in network.network_list(scope=scope) if n.is_external), None)
     if external is None:
         raise CloudError("The cloud has no public network to take a public IP from.")
     ids = list(row.floating_ip_ids)
     for server in servers:
         index = server.metadata.get(compute.META_INDEX, "1")
         tag = f"portal:{row.idempotency_key}:{index}"
-        fip = network.floating_ip_find(project_id=row.project_id, description=tag) or network.floating_ip_create(
-            project_id=row.project_id, external_network_id=external.id, description=tag)
+        fip = network.floating_ip_find(scope=scope, description=tag) or network.floating_ip_create(
+            scope=scope, external_network_id=external.id, description=tag)
         if fip.id not in ids:
             ids.append(fip.id)
             LaunchRequest.objects.filter(pk=row.pk).update(floating_ip_ids=ids)
         if not fip.port_id:
-            network.floating_ip_associate(project_id=row.project_id, floating_ip_id=fip.id, server_id=server.id)
+            network.floating_ip_associate(scope=scope, floating_ip_id=fip.id, server_id=server.id)
 
 
-def launch_cleanup(*, row: LaunchRequest) -> None:
+def launch_cleanup(*, row: LaunchRequest, scope: Scope) -> None:
     """Delete everything a failed launch made (boot volumes go with their servers)."""
     for fip_id in row.floating_ip_ids:
-        network.floating_ip_delete(project_id=row.project_id, floating_ip_id=fip_id)
-    servers = _tagged(row)
+        network.floating_ip_delete(scope=scope, floating_ip_id=fip_id)
+    servers = _tagged(row, scope)
     for server in servers.values():
-        compute.server_delete(project_id=row.project_id, server_id=server.id)
+        compute.server_delete(scope=scope, server_id=server.id)
     deadline = time.time() + 120
     while servers and time.time() < deadline:
         time.sleep(1)
-        servers = _tagged(row)
+        servers = _tagged(row, scope)
     Instance.objects.filter(launch_request=row).update(deleted_at=timezone.now(), status="DELETED")
     Instance.objects.filter(server_id__in=row.server_ids).update(deleted_at=timezone.now(), status="DELETED")
 
@@ -170,32 +188,37 @@ def launch_provision(*, request_id: int) -> LaunchRequest:
     row = LaunchRequest.objects.select_related("allocation", "requested_by", "ssh_key").get(pk=request_id)
     if row.is_final:
         return row
+    try:
+        scope = member_scope(user=row.requested_by, allocation=row.allocation)
+    except NoCloudAccess as exc:
+        row = status_row_start(row=row, step="creating")
+        return status_row_fail(row=row, error=f"Nothing was launched: {exc}")
     row = status_row_start(row=row, step="creating")
     try:
-        row = _create_servers(row)
+        row = _create_servers(row, scope)
         row = status_row_progress(row=row, step="building", progress=40)
-        servers = _wait_active(row)
+        servers = _wait_active(row, scope)
         Instance.objects.filter(server_id__in=[s.id for s in servers]).update(launch_request=row)
         if row.assign_floating_ip:
             row = status_row_progress(row=row, step="assigning public IP", progress=92)
-            _assign_floating_ips(row, servers)
+            _assign_floating_ips(row, servers, scope)
             row.refresh_from_db()
-            instances_upsert(allocation=row.allocation, servers=list(_tagged(row).values()))
+            instances_upsert(allocation=row.allocation, servers=list(_tagged(row, scope).values()), scope=scope)
     except CloudUnavailable:
         if row.attempts < settings.PORTAL_LAUNCH_ATTEMPTS:
             raise  # the task retries; the lookup-before-create makes that safe
-        return _fail(row, "The cloud stopped answering while launching.")
+        return _fail(row, scope, "The cloud stopped answering while launching.")
     except CloudError as exc:
         LaunchRequest.objects.filter(pk=row.pk).update(cloud_request_id=exc.request_id[:128])
-        return _fail(row, str(exc), exc.detail)
+        return _fail(row, scope, str(exc), exc.detail)
     return status_row_succeed(row=row, step="active")
 
 
-def _fail(row: LaunchRequest, message: str, detail: str = "") -> LaunchRequest:
+def _fail(row: LaunchRequest, scope: Scope, message: str, detail: str = "") -> LaunchRequest:
     logger.warning("launch %s failed: %s %s", row.pk, message, detail)
     row.refresh_from_db()
     try:
-        launch_cleanup(row=row)
+        launch_cleanup(row=row, scope=scope)
     except CloudError as exc:
         logger.error("launch %s: cleanup failed: %s", row.pk, exc.detail or exc)
         message += f" Cleaning up also failed ({exc}); the sync will show anything left over."

@@ -9,12 +9,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from allocations.models import KeystoneIdentity
+from allocations.scopes import service_scope
 from portal.cloud import block_storage, compute, image
+from portal.cloud.connection import Scope
 from portal.cloud.errors import CloudError, NotFound
 
 from ..models import Instance, ProjectSync, Volume
@@ -22,18 +24,19 @@ from ..models import Instance, ProjectSync, Volume
 INSTANCE_FIELDS = ["allocation", "project_id", "name", "status", "task_state", "flavor_name", "vcpus", "ram_mb",
                    "disk_gb", "vgpus", "gpu_fraction", "gpu_memory_gb", "image_id", "image_name", "addresses",
                    "key_name", "security_groups", "volume_ids", "metadata", "is_locked", "fault", "created_by",
+                   "cloud_user_id",
                    "cloud_created_at", "cloud_updated_at", "deleted_at"]
 VOLUME_FIELDS = ["allocation", "project_id", "name", "size_gb", "status", "is_bootable", "attachments", "metadata",
                  "cloud_created_at", "deleted_at"]
 
 
-def _image_names(project_id: str, wanted: set[str]) -> dict[str, str]:
+def _image_names(scope: Scope, wanted: set[str]) -> dict[str, str]:
     """Image id -> name, from a per-project cache refreshed when an id is unknown."""
-    key = f"instances:image-names:{project_id}"
+    key = f"instances:image-names:{scope.project_id}"
     names = cache.get(key) or {}
     if wanted - names.keys():
         try:
-            names = {i.id: i.name for i in image.image_list(project_id=project_id)}
+            names = {i.id: i.name for i in image.image_list(scope=scope)}
         except CloudError:
             return names
         cache.set(key, names, 300)
@@ -41,10 +44,12 @@ def _image_names(project_id: str, wanted: set[str]) -> dict[str, str]:
 
 
 def _creators(servers: list[compute.Server]) -> dict[str, int]:
-    emails = {s.metadata.get(compute.META_CREATED_BY) for s in servers} - {None, ""}
-    if not emails:
+    """Keystone user id -> portal user id: Nova's record of who made each server (metadata can be
+    written by anyone with the CLI, so it decides nothing)."""
+    ids = {s.user_id for s in servers} - {""}
+    if not ids:
         return {}
-    return dict(get_user_model().objects.filter(email__in=emails).values_list("email", "pk"))
+    return dict(KeystoneIdentity.objects.filter(keystone_user_id__in=ids).values_list("keystone_user_id", "user_id"))
 
 
 def _instance(allocation, server: compute.Server, images: dict, creators: dict, now) -> Instance:
@@ -59,17 +64,18 @@ def _instance(allocation, server: compute.Server, images: dict, creators: dict, 
         addresses=[{"network": a.network, "addr": a.addr, "kind": a.kind} for a in server.addresses],
         key_name=server.key_name, security_groups=list(server.security_groups), volume_ids=list(server.volume_ids),
         metadata=server.metadata, is_locked=server.is_locked, fault=server.fault,
-        created_by_id=creators.get(server.metadata.get(compute.META_CREATED_BY)),
+        created_by_id=creators.get(server.user_id), cloud_user_id=server.user_id,
         cloud_created_at=server.created_at, cloud_updated_at=server.updated_at,
         deleted_at=now if deleted else None,
     )
 
 
-def instances_upsert(*, allocation, servers: list[compute.Server]) -> int:
+def instances_upsert(*, allocation, servers: list[compute.Server], scope: Scope | None = None) -> int:
     """Write these servers into the mirror in one statement."""
     if not servers:
         return 0
-    images = _image_names(allocation.openstack_project_id, {s.image_id for s in servers if s.image_id})
+    scope = scope or service_scope(allocation=allocation)
+    images = _image_names(scope, {s.image_id for s in servers if s.image_id})
     creators = _creators(servers)
     now = timezone.now()
     rows = [_instance(allocation, s, images, creators, now) for s in servers]
@@ -101,18 +107,19 @@ def volumes_upsert(*, allocation, volumes: list[block_storage.Volume], complete:
 def project_sync(*, allocation, full: bool = False) -> dict:
     """Bring the mirror of the allocation's project up to date; returns what it did."""
     project_id = allocation.openstack_project_id
+    scope = service_scope(allocation=allocation)
     state, _ = ProjectSync.objects.get_or_create(project_id=project_id)
     now = timezone.now()
     full = full or state.changes_since is None or state.last_full_sync_at is None or (
         now - state.last_full_sync_at > timedelta(seconds=settings.PORTAL_SYNC_FULL_INTERVAL))
     try:
-        servers = compute.server_list(project_id=project_id, changes_since=None if full else state.changes_since)
-        volumes = block_storage.volume_list(project_id=project_id)
+        servers = compute.server_list(scope=scope, changes_since=None if full else state.changes_since)
+        volumes = block_storage.volume_list(scope=scope)
     except CloudError as exc:
         ProjectSync.objects.filter(pk=state.pk).update(last_error=str(exc))
         raise
     with transaction.atomic():
-        instances_upsert(allocation=allocation, servers=servers)
+        instances_upsert(allocation=allocation, servers=servers, scope=scope)
         if full:
             (Instance.objects.filter(project_id=project_id, deleted_at__isnull=True)
              .exclude(server_id__in=[s.id for s in servers]).update(deleted_at=now, status="DELETED"))
@@ -129,21 +136,21 @@ def project_sync(*, allocation, full: bool = False) -> dict:
     return {"full": full, "servers": len(servers), "volumes": len(volumes)}
 
 
-def instance_refresh(*, allocation, server_id: str) -> Instance | None:
-    """Re-read one server after the portal acted on it; None if it is gone."""
+def instance_refresh(*, allocation, server_id: str, scope: Scope) -> Instance | None:
+    """Re-read one server after the portal acted on it (as whoever acted); None if it is gone."""
     try:
-        server = compute.server_get(project_id=allocation.openstack_project_id, server_id=server_id)
+        server = compute.server_get(scope=scope, server_id=server_id)
     except NotFound:
         Instance.objects.filter(server_id=server_id).update(deleted_at=timezone.now(), status="DELETED",
                                                             task_state="")
         return None
-    instances_upsert(allocation=allocation, servers=[server])
+    instances_upsert(allocation=allocation, servers=[server], scope=scope)
     return Instance.objects.get(server_id=server_id)
 
 
-def volume_refresh(*, allocation, volume_id: str) -> Volume | None:
+def volume_refresh(*, allocation, volume_id: str, scope: Scope) -> Volume | None:
     try:
-        vol = block_storage.volume_get(project_id=allocation.openstack_project_id, volume_id=volume_id)
+        vol = block_storage.volume_get(scope=scope, volume_id=volume_id)
     except NotFound:
         Volume.objects.filter(volume_id=volume_id).update(deleted_at=timezone.now(), status="deleted")
         return None

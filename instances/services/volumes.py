@@ -6,12 +6,14 @@ import time
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from allocations.scopes import NoCloudAccess, member_scope
 from portal.cloud import block_storage, compute
+from portal.cloud.connection import Scope
 from portal.cloud.errors import CloudError, NotFound
-from portal.services import status_row_enqueue, status_row_start
+from portal.services import status_row_enqueue, status_row_fail, status_row_start
 
 from ..models import ActionTarget, CloudAction, Instance, Volume
-from .actions import ActionNotAllowed, cloud_action_error, cloud_action_finish
+from .actions import ActionNotAllowed, action_scope, cloud_action_error, cloud_action_finish
 from .sync import instance_refresh, volume_refresh
 
 META_REQUEST = "portal:request"
@@ -30,7 +32,9 @@ LABELS = {"create": "Create", "attach": "Attach", "detach": "Detach", "extend": 
 
 
 def volume_action_refusal(*, volume: Volume, action: str) -> str:
-    allowed, _ = VOLUME_ACTIONS.get(action, (set(), set()))
+    if action not in VOLUME_ACTIONS or action == "create":
+        return "There is no such action for a volume."
+    allowed, _ = VOLUME_ACTIONS[action]
     if volume.deleted_at:
         return "The volume has been deleted."
     if allowed is not None and volume.status not in allowed:
@@ -42,6 +46,7 @@ def volume_create_request(*, user, allocation, name: str, size_gb: int, snapshot
                           image_id: str = "") -> CloudAction:
     from .. import tasks
 
+    member_scope(user=user, allocation=allocation, creating=True)
     with transaction.atomic():
         row = CloudAction.objects.create(
             allocation=allocation, project_id=allocation.openstack_project_id, target_type=ActionTarget.VOLUME,
@@ -57,6 +62,10 @@ def volume_act(*, user, volume: Volume, action: str, params: dict | None = None)
     params = dict(params or {})
     if reason := volume_action_refusal(volume=volume, action=action):
         raise ActionNotAllowed(reason)
+    try:
+        member_scope(user=user, allocation=volume.allocation, creating=action in ("attach", "extend", "snapshot"))
+    except NoCloudAccess as exc:
+        raise ActionNotAllowed(str(exc))
     if action == "extend" and int(params.get("size_gb") or 0) <= volume.size_gb:
         raise ActionNotAllowed(f"The new size must be larger than {volume.size_gb} GB.")
     if action == "detach":
@@ -73,42 +82,42 @@ def volume_act(*, user, volume: Volume, action: str, params: dict | None = None)
     return row
 
 
-def _find_created(row: CloudAction) -> str:
-    for vol in block_storage.volume_list(project_id=row.project_id):
+def _find_created(row: CloudAction, scope: Scope) -> str:
+    for vol in block_storage.volume_list(scope=scope):
         if vol.metadata.get(META_REQUEST) == str(row.idempotency_key):
             return vol.id
     return ""
 
 
-def _call(row: CloudAction) -> None:
-    project, p = row.project_id, row.params
+def _call(row: CloudAction, scope: Scope) -> None:
+    p = row.params
     if row.action == "create":
-        volume_id = _find_created(row) or block_storage.volume_create(
-            project_id=project, name=row.target_name, size_gb=int(p["size_gb"]), snapshot_id=p.get("snapshot_id", ""),
+        volume_id = _find_created(row, scope) or block_storage.volume_create(
+            scope=scope, name=row.target_name, size_gb=int(p["size_gb"]), snapshot_id=p.get("snapshot_id", ""),
             image_id=p.get("image_id", ""), metadata={META_REQUEST: str(row.idempotency_key)}).id
         CloudAction.objects.filter(pk=row.pk).update(target_id=volume_id)
         row.target_id = volume_id
     elif row.action == "attach":
-        compute.server_volume_attach(project_id=project, server_id=p["server_id"], volume_id=row.target_id)
+        compute.server_volume_attach(scope=scope, server_id=p["server_id"], volume_id=row.target_id)
     elif row.action == "detach":
-        compute.server_volume_detach(project_id=project, server_id=p["server_id"], volume_id=row.target_id)
+        compute.server_volume_detach(scope=scope, server_id=p["server_id"], volume_id=row.target_id)
     elif row.action == "extend":
-        block_storage.volume_extend(project_id=project, volume_id=row.target_id, size_gb=int(p["size_gb"]))
+        block_storage.volume_extend(scope=scope, volume_id=row.target_id, size_gb=int(p["size_gb"]))
     elif row.action == "snapshot":
-        snap = block_storage.snapshot_create(project_id=project, volume_id=row.target_id,
+        snap = block_storage.snapshot_create(scope=scope, volume_id=row.target_id,
                                              name=p.get("name") or f"{row.target_name}-snapshot")
         CloudAction.objects.filter(pk=row.pk).update(result={"snapshot_id": snap.id})
     elif row.action == "delete":
-        block_storage.volume_delete(project_id=project, volume_id=row.target_id)
+        block_storage.volume_delete(scope=scope, volume_id=row.target_id)
 
 
-def _wait(row: CloudAction) -> None:
+def _wait(row: CloudAction, scope: Scope) -> None:
     _, done = VOLUME_ACTIONS[row.action]
     deadline = time.time() + settings.PORTAL_ACTION_DEADLINE
     interval = 0.5
     while True:
         try:
-            vol = block_storage.volume_get(project_id=row.project_id, volume_id=row.target_id)
+            vol = block_storage.volume_get(scope=scope, volume_id=row.target_id)
         except NotFound:
             vol = None
         if row.action == "delete" and (vol is None or vol.status == "deleted"):
@@ -129,22 +138,27 @@ def volume_action_run(*, action_id: int) -> CloudAction:
     row = CloudAction.objects.select_related("allocation").get(pk=action_id)
     if row.is_final:
         return row
+    try:
+        scope = action_scope(row)
+    except NoCloudAccess as exc:
+        row = status_row_start(row=row, step=LABELS[row.action].lower())
+        return status_row_fail(row=row, error=str(exc))
     row = status_row_start(row=row, step=LABELS[row.action].lower())
     error = ""
     try:
-        _call(row)
-        _wait(row)
+        _call(row, scope)
+        _wait(row, scope)
     except CloudError as exc:
         error = cloud_action_error(row=row, exc=exc)
-    return cloud_action_finish(row=row, error=error, refresh=_refresh_mirror)
+    return cloud_action_finish(row=row, error=error, refresh=lambda r: _refresh_mirror(r, scope))
 
 
-def _refresh_mirror(row: CloudAction) -> None:
+def _refresh_mirror(row: CloudAction, scope: Scope) -> None:
     try:
         if row.target_id:
-            volume_refresh(allocation=row.allocation, volume_id=row.target_id)
+            volume_refresh(allocation=row.allocation, volume_id=row.target_id, scope=scope)
         server_id = row.params.get("server_id")
         if server_id and Instance.objects.filter(server_id=server_id).exists():
-            instance_refresh(allocation=row.allocation, server_id=server_id)
+            instance_refresh(allocation=row.allocation, server_id=server_id, scope=scope)
     except CloudError:
         pass

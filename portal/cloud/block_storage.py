@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .compute import _when
-from .connection import connection_get
+from .connection import Scope, connection_for
 from .errors import cloud_errors
 
 
@@ -49,18 +49,18 @@ def _volume(raw) -> Volume:
     )
 
 
-def volume_list(*, project_id: str) -> list[Volume]:
+def volume_list(*, scope: Scope) -> list[Volume]:
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
+        conn = connection_for(scope)
         return [_volume(v) for v in conn.block_storage.volumes(details=True)]
 
 
-def volume_get(*, project_id: str, volume_id: str) -> Volume:
+def volume_get(*, scope: Scope, volume_id: str) -> Volume:
     with cloud_errors():
-        return _volume(connection_get(project_id=project_id).block_storage.get_volume(volume_id))
+        return _volume(connection_for(scope).block_storage.get_volume(volume_id))
 
 
-def volume_create(*, project_id: str, name: str, size_gb: int, metadata: dict,
+def volume_create(*, scope: Scope, name: str, size_gb: int, metadata: dict,
                   snapshot_id: str = "", image_id: str = "") -> Volume:
     attrs = {"name": name, "size": size_gb, "metadata": metadata}
     if snapshot_id:
@@ -68,40 +68,40 @@ def volume_create(*, project_id: str, name: str, size_gb: int, metadata: dict,
     if image_id:
         attrs["image_id"] = image_id
     with cloud_errors():
-        return _volume(connection_get(project_id=project_id).block_storage.create_volume(**attrs))
+        return _volume(connection_for(scope).block_storage.create_volume(**attrs))
 
 
-def volume_delete(*, project_id: str, volume_id: str) -> None:
+def volume_delete(*, scope: Scope, volume_id: str) -> None:
     with cloud_errors():
-        connection_get(project_id=project_id).block_storage.delete_volume(volume_id, ignore_missing=True)
+        connection_for(scope).block_storage.delete_volume(volume_id, ignore_missing=True)
 
 
-def volume_extend(*, project_id: str, volume_id: str, size_gb: int) -> None:
+def volume_extend(*, scope: Scope, volume_id: str, size_gb: int) -> None:
     with cloud_errors():
-        connection_get(project_id=project_id).block_storage.extend_volume(volume_id, size_gb)
+        connection_for(scope).block_storage.extend_volume(volume_id, size_gb)
 
 
-def snapshot_create(*, project_id: str, volume_id: str, name: str) -> Snapshot:
+def snapshot_create(*, scope: Scope, volume_id: str, name: str) -> Snapshot:
     with cloud_errors():
-        raw = connection_get(project_id=project_id).block_storage.create_snapshot(
+        raw = connection_for(scope).block_storage.create_snapshot(
             volume_id=volume_id, name=name, force=True)
         return Snapshot(id=raw.id, name=raw.name or "", volume_id=raw.volume_id, size_gb=int(raw.size or 0),
                         status=(raw.status or "").lower())
 
 
-def snapshot_list(*, project_id: str) -> list[Snapshot]:
+def snapshot_list(*, scope: Scope) -> list[Snapshot]:
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
+        conn = connection_for(scope)
         return [Snapshot(id=s.id, name=s.name or "", volume_id=s.volume_id, size_gb=int(s.size or 0),
                          status=(s.status or "").lower()) for s in conn.block_storage.snapshots(details=True)]
 
 
-def snapshot_delete(*, project_id: str, snapshot_id: str) -> None:
+def snapshot_delete(*, scope: Scope, snapshot_id: str) -> None:
     with cloud_errors():
-        connection_get(project_id=project_id).block_storage.delete_snapshot(snapshot_id, ignore_missing=True)
+        connection_for(scope).block_storage.delete_snapshot(snapshot_id, ignore_missing=True)
 
 
-def volume_quota_get(*, project_id: str) -> int:
+def volume_quota_get(*, scope: Scope) -> int:
     """How many volumes the project may have (-1 = unlimited)."""
     with cloud_errors():
-        return int(connection_get().block_storage.get_quota_set(project_id).volumes)
+        return int(connection_for(scope).block_storage.get_quota_set(scope.project_id).volumes)

@@ -7,11 +7,11 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils.dateparse import parse_datetime
 
-from .connection import connection_get
+from .connection import Scope, connection_for, service_home_scope
 from .errors import CloudError, NoValidHost, NotFound, cloud_errors
 
-# Metadata keys the portal writes on every server it creates.
-META_CREATED_BY = "portal:created_by"
+# Metadata keys the portal writes on every server it creates (to find it again on a retry; who
+# made a server is Nova's user_id, never metadata, which anyone can write).
 META_REQUEST = "portal:request"
 META_INDEX = "portal:request_index"
 
@@ -19,9 +19,10 @@ GPU_SPEC = "resources:VGPU"
 
 
 def compute_ping(*, timeout: float | None = None) -> str:
-    """Ask Nova for its version document; returns the API's current microversion."""
+    """Ask Nova for its version document (as the portal's service identity); returns the API's
+    current microversion."""
     with cloud_errors():
-        conn = connection_get(timeout=timeout)
+        conn = connection_for(service_home_scope(), timeout=timeout)
         response = conn.compute.get("/", microversion=None)
         response.raise_for_status()
         version = response.json().get("version", {})
@@ -94,6 +95,7 @@ class Server:
     status: str
     task_state: str
     project_id: str
+    user_id: str  # the Keystone user that made it (Nova records it; metadata can be set by anyone)
     flavor: Flavor
     image_id: str
     addresses: tuple[Address, ...]
@@ -139,7 +141,7 @@ def _server(raw) -> Server:
     fault = raw.fault or {}
     return Server(
         id=raw.id, name=raw.name or "", status=(raw.status or "").upper(),
-        task_state=raw.task_state or "", project_id=raw.project_id or "",
+        task_state=raw.task_state or "", project_id=raw.project_id or "", user_id=raw.user_id or "",
         flavor=_flavor(raw.flavor), image_id=(image.get("id", "") if isinstance(image, dict) else ""),
         addresses=tuple(addresses), metadata=dict(raw.metadata or {}), key_name=raw.key_name or "",
         security_groups=tuple(sorted({g.get("name", "") for g in (raw.security_groups or [])})),
@@ -149,7 +151,7 @@ def _server(raw) -> Server:
     )
 
 
-def server_list(*, project_id: str, changes_since: datetime | None = None,
+def server_list(*, scope: Scope, changes_since: datetime | None = None,
                 name: str | None = None) -> list[Server]:
     """The project's servers with details; deleted ones (status DELETED) are included when
     `changes_since` is given, as Nova returns them. Pages follow Nova's own next links (no
@@ -161,17 +163,17 @@ def server_list(*, project_id: str, changes_since: datetime | None = None,
     if name:
         query["name"] = name
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
+        conn = connection_for(scope)
         return [_server(s) for s in conn.compute.servers(details=True, **query)]
 
 
-def server_get(*, project_id: str, server_id: str) -> Server:
+def server_get(*, scope: Scope, server_id: str) -> Server:
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
+        conn = connection_for(scope)
         return _server(conn.compute.get_server(server_id))
 
 
-def server_create(*, project_id: str, name: str, flavor_id: str, image_id: str | None,
+def server_create(*, scope: Scope, name: str, flavor_id: str, image_id: str | None,
                   network_ids: list[str], metadata: dict, key_name: str = "",
                   security_groups: list[str] | None = None, user_data: str = "",
                   boot_volume_gb: int | None = None, boot_volume_id: str | None = None) -> Server:
@@ -197,13 +199,13 @@ def server_create(*, project_id: str, name: str, flavor_id: str, image_id: str |
     else:
         attrs["image_id"] = image_id
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
+        conn = connection_for(scope)
         return _server(conn.compute.create_server(**attrs))
 
 
-def server_delete(*, project_id: str, server_id: str) -> None:
+def server_delete(*, scope: Scope, server_id: str) -> None:
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
+        conn = connection_for(scope)
         conn.compute.delete_server(server_id, ignore_missing=True)
 
 
@@ -232,11 +234,11 @@ _ACTIONS = {
 }
 
 
-def server_action(*, project_id: str, server_id: str, action: str) -> None:
+def server_action(*, scope: Scope, server_id: str, action: str) -> None:
     """Run one of the simple actions (start, stop, reboot_soft, ..., resize_confirm)."""
     method, args = _ACTIONS[action]
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
+        conn = connection_for(scope)
         getattr(conn.compute, method)(server_id, *args)
 
 
@@ -249,63 +251,64 @@ class ServerEvent:
     start_time: datetime | None
 
 
-def server_event_list(*, project_id: str, server_id: str) -> list[ServerEvent]:
+def server_event_list(*, scope: Scope, server_id: str) -> list[ServerEvent]:
     """The server's action log, newest first."""
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
+        conn = connection_for(scope)
         events = [ServerEvent(action=a.action or "", request_id=a.request_id or "", message=a.message or "",
                               start_time=_when(a.start_time)) for a in conn.compute.server_actions(server_id)]
     return sorted(events, key=lambda e: e.start_time.timestamp() if e.start_time else 0, reverse=True)
 
 
-def server_resize(*, project_id: str, server_id: str, flavor_id: str) -> None:
+def server_resize(*, scope: Scope, server_id: str, flavor_id: str) -> None:
     with cloud_errors():
-        connection_get(project_id=project_id).compute.resize_server(server_id, flavor_id)
+        connection_for(scope).compute.resize_server(server_id, flavor_id)
 
 
-def server_image_create(*, project_id: str, server_id: str, name: str) -> str:
+def server_image_create(*, scope: Scope, server_id: str, name: str) -> str:
     """Snapshot the server into a new image; returns the image id."""
     with cloud_errors():
-        image = connection_get(project_id=project_id).compute.create_server_image(server_id, name)
+        image = connection_for(scope).compute.create_server_image(server_id, name)
         return image.id if hasattr(image, "id") else str(image)
 
 
-def server_console_url(*, project_id: str, server_id: str) -> str:
+def server_console_url(*, scope: Scope, server_id: str) -> str:
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
+        conn = connection_for(scope)
         console = conn.compute.create_console(server_id, console_type="novnc")
         return (console or {}).get("url", "")
 
 
-def server_console_log(*, project_id: str, server_id: str, lines: int = 200) -> str:
+def server_console_log(*, scope: Scope, server_id: str, lines: int = 200) -> str:
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
+        conn = connection_for(scope)
         return (conn.compute.get_server_console_output(server_id, length=lines) or {}).get("output", "")
 
 
-def server_volume_attach(*, project_id: str, server_id: str, volume_id: str) -> None:
+def server_volume_attach(*, scope: Scope, server_id: str, volume_id: str) -> None:
     with cloud_errors():
-        connection_get(project_id=project_id).compute.create_volume_attachment(server_id, volume_id=volume_id)
+        connection_for(scope).compute.create_volume_attachment(server_id, volume_id=volume_id)
 
 
-def server_volume_detach(*, project_id: str, server_id: str, volume_id: str) -> None:
+def server_volume_detach(*, scope: Scope, server_id: str, volume_id: str) -> None:
     with cloud_errors():
-        connection_get(project_id=project_id).compute.delete_volume_attachment(server_id, volume_id)
+        connection_for(scope).compute.delete_volume_attachment(server_id, volume_id)
 
 
-def flavor_list() -> list[Flavor]:
-    """Public flavors with their extra specs (one call; Nova >= 2.61 embeds them)."""
+def flavor_list(*, scope: Scope) -> list[Flavor]:
+    """The flavors the scope's project may boot: public ones and private ones it was given access
+    to (Nova decides), with their extra specs (one call; Nova >= 2.61 embeds them)."""
     with cloud_errors():
-        conn = connection_get()
-        flavors = [_flavor(f) for f in conn.compute.flavors(details=True, is_public=True)]
+        conn = connection_for(scope)
+        flavors = [_flavor(f) for f in conn.compute.flavors(details=True)]
     return sorted(flavors, key=lambda f: (f.family, f.vcpus, f.ram_mb, f.name))
 
 
-def flavor_get(*, flavor_id: str) -> Flavor:
-    for flavor in flavor_list():
+def flavor_get(*, scope: Scope, flavor_id: str) -> Flavor:
+    for flavor in flavor_list(scope=scope):
         if flavor.id == flavor_id or flavor.name == flavor_id:
             return flavor
-    raise NotFound("That flavor does not exist.")
+    raise NotFound("That flavor does not exist or is not available to this project.")
 
 
 @dataclass(frozen=True)
@@ -315,23 +318,23 @@ class Keypair:
     public_key: str
 
 
-def keypair_ensure(*, name: str, public_key: str) -> Keypair:
-    """Import the key under `name` for the portal's service user unless it is already there.
-
-    Nova keys belong to the user that calls it (the portal), so callers make names unique
-    per portal user."""
+def keypair_get(*, scope: Scope, name: str) -> Keypair | None:
+    """The scope's person's own Nova keypair with this name (keypairs belong to a Keystone user)."""
     with cloud_errors():
-        conn = connection_get()
-        existing = conn.compute.find_keypair(name, ignore_missing=True)
-        if existing is None:
-            existing = conn.compute.create_keypair(name=name, public_key=public_key)
-        return Keypair(name=existing.name, fingerprint=existing.fingerprint or "",
-                       public_key=existing.public_key or "")
+        found = connection_for(scope).compute.find_keypair(name, ignore_missing=True)
+        return Keypair(name=found.name, fingerprint=found.fingerprint or "",
+                       public_key=found.public_key or "") if found else None
 
 
-def keypair_delete(*, name: str) -> None:
+def keypair_create(*, scope: Scope, name: str, public_key: str) -> Keypair:
     with cloud_errors():
-        connection_get().compute.delete_keypair(name, ignore_missing=True)
+        made = connection_for(scope).compute.create_keypair(name=name, public_key=public_key)
+        return Keypair(name=made.name, fingerprint=made.fingerprint or "", public_key=made.public_key or "")
+
+
+def keypair_delete(*, scope: Scope, name: str) -> None:
+    with cloud_errors():
+        connection_for(scope).compute.delete_keypair(name, ignore_missing=True)
 
 
 @dataclass(frozen=True)
@@ -341,8 +344,7 @@ class Quota:
     ram_mb: int
 
 
-def quota_get(*, project_id: str) -> Quota:
+def quota_get(*, scope: Scope) -> Quota:
     with cloud_errors():
-        conn = connection_get()
-        q = conn.compute.get_quota_set(project_id)
+        q = connection_for(scope).compute.get_quota_set(scope.project_id)
         return Quota(instances=int(q.instances), cores=int(q.cores), ram_mb=int(q.ram))

@@ -1,47 +1,182 @@
-"""Connections to the cloud, cached per (cloud, project) and reused across calls."""
+"""Who a cloud call acts as: a Keystone identity scoped to one project.
+
+Every gateway function that touches a project takes a `Scope`: the person's own Keystone user
+(or the portal's service user) scoped to that project. OpenStack's own policies then decide what
+the call may see and touch, exactly as for that person's CLI; the portal never reaches into a
+project with more rights than the identity holds there.
+
+The cloud's admin credentials are reachable only through `admin_connection()`, which only
+`portal.cloud.admin` calls (tests/portal/test_isolation_rules.py checks that).
+
+Connections are cached per (identity, project) in the process; the token they hold is shared
+between processes through the Django cache (encrypted), so a page, a worker and the next page
+reuse one token until shortly before it expires.
+"""
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 
 import openstack
 from django.conf import settings
 from openstack import config as os_config
 
+log = logging.getLogger(__name__)
+
 _lock = threading.Lock()
-_cache: dict[tuple, openstack.connection.Connection] = {}
+_cache: OrderedDict[tuple, openstack.connection.Connection] = OrderedDict()
+_CACHE_SIZE = 512
+# Keystone tokens live an hour by default; stop reusing one this many seconds before it expires.
+TOKEN_MARGIN_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A Keystone user the portal can sign in as (a person's, or the portal's service user)."""
+
+    key: str  # stable cache key: "user:<keystone user id>" or "service"
+    username: str
+    password: str = field(repr=False)
+    user_domain: str = "Default"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """An identity scoped to one project: the rights every call made with it has."""
+
+    identity: Identity
+    project_id: str
+
+    def __post_init__(self):
+        if not self.project_id:
+            raise ValueError("A cloud scope needs a project.")
+
+    @property
+    def is_service(self) -> bool:
+        return self.identity.key == "service"
 
 
 def _config():
     return os_config.OpenStackConfig(config_files=[settings.OS_CLIENT_CONFIG_FILE])
 
 
-def connection_get(*, project_id: str | None = None, cloud: str | None = None,
-                   timeout: float | None = None) -> openstack.connection.Connection:
-    """A connection with the portal's service credentials, scoped to `project_id` if given.
+def _cloud_settings(cloud: str) -> dict:
+    """auth_url, region, interface and timeout of a cloud in clouds.yaml (no credentials)."""
+    region = _config().get_one(cloud=cloud)
+    return {"auth_url": region.auth["auth_url"], "region_name": region.region_name,
+            "interface": region.config.get("interface") or "public"}
 
-    Connections keep their token and HTTP pool, so they are cached per (cloud, project).
-    """
-    cloud = cloud or settings.OS_CLOUD
+
+def service_identity() -> Identity:
+    """The portal's own service user, from the clouds.yaml entry PORTAL_SERVICE_CLOUD."""
+    auth = _config().get_one(cloud=settings.PORTAL_SERVICE_CLOUD).auth
+    return Identity(key="service", username=auth["username"], password=auth["password"],
+                    user_domain=auth.get("user_domain_name") or auth.get("user_domain_id") or "Default")
+
+
+def service_home_scope() -> Scope:
+    """The service user in its own project (for calls that concern no allocation: health, catalog)."""
+    with _lock:
+        key = ("service-home",)
+        conn = _cache.get(key)
+        if conn is None:
+            region = _config().get_one(cloud=settings.PORTAL_SERVICE_CLOUD,
+                                       api_timeout=settings.PORTAL_CLOUD_TIMEOUT)
+            conn = openstack.connection.Connection(config=region)
+            _cache[key] = conn
+    return Scope(identity=service_identity(), project_id=conn.current_project_id)
+
+
+def _token_key(scope: Scope) -> str:
+    raw = f"{settings.OS_CLIENT_CONFIG_FILE}|{scope.identity.key}|{scope.identity.username}|{scope.project_id}"
+    return "cloud:token:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _load_token(conn, key: str) -> None:
+    from django.core.cache import cache
+
+    from portal import crypto
+
+    stored = cache.get(key)
+    if not stored:
+        return
+    try:
+        conn.session.auth.set_auth_state(crypto.decrypt(stored))
+    except Exception:  # noqa: BLE001 - a bad or old entry only costs a fresh sign-in
+        cache.delete(key)
+
+
+def _save_token(conn, key: str) -> None:
+    from django.core.cache import cache
+
+    from portal import crypto
+
+    auth = conn.session.auth
+    access = auth.auth_ref
+    if access is None or access.expires is None:
+        return
+    from datetime import datetime, timezone
+
+    ttl = int((access.expires - datetime.now(timezone.utc)).total_seconds()) - TOKEN_MARGIN_SECONDS
+    if ttl > 0:
+        cache.set(key, crypto.encrypt(auth.get_auth_state()), ttl)
+
+
+def connection_for(scope: Scope, *, timeout: float | None = None) -> openstack.connection.Connection:
+    """A connection acting as `scope.identity` inside `scope.project_id`."""
     timeout = timeout or settings.PORTAL_CLOUD_TIMEOUT
-    key = (settings.OS_CLIENT_CONFIG_FILE, cloud, project_id, timeout)
+    key = (settings.OS_CLIENT_CONFIG_FILE, scope.identity.key, scope.identity.username, scope.project_id, timeout)
+    with _lock:
+        conn = _cache.get(key)
+        if conn is not None:
+            _cache.move_to_end(key)
+            return conn
+    cloud = _cloud_settings(settings.PORTAL_SERVICE_CLOUD)
+    conn = openstack.connection.Connection(
+        auth={"auth_url": cloud["auth_url"], "username": scope.identity.username,
+              "password": scope.identity.password, "user_domain_name": scope.identity.user_domain,
+              "project_id": scope.project_id},
+        auth_type="password", region_name=cloud["region_name"], interface=cloud["interface"],
+        identity_api_version="3", api_timeout=timeout)
+    token_key = _token_key(scope)
+    _load_token(conn, token_key)
+    had = conn.session.auth.auth_ref
+    conn.session.get_token()  # signs in unless the shared token is still good
+    if conn.session.auth.auth_ref is not had:
+        _save_token(conn, token_key)
+    with _lock:
+        _cache[key] = conn
+        while len(_cache) > _CACHE_SIZE:
+            _, old = _cache.popitem(last=False)
+            _close(old)
+    return conn
+
+
+def admin_connection(*, timeout: float | None = None) -> openstack.connection.Connection:
+    """The cloud admin (OS_CLOUD), in its own admin project. Only portal.cloud.admin may call this."""
+    timeout = timeout or settings.PORTAL_CLOUD_TIMEOUT
+    key = ("admin", settings.OS_CLIENT_CONFIG_FILE, settings.OS_CLOUD, timeout)
     with _lock:
         conn = _cache.get(key)
         if conn is None:
-            options = {"api_timeout": timeout}
-            if project_id:
-                options["auth"] = {"project_id": project_id, "project_name": None,
-                                   "project_domain_id": None, "project_domain_name": None}
-            region = _config().get_one(cloud=cloud, **options)
+            region = _config().get_one(cloud=settings.OS_CLOUD, api_timeout=timeout)
             conn = openstack.connection.Connection(config=region)
             _cache[key] = conn
         return conn
 
 
+def _close(conn) -> None:
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - closing is best effort
+        pass
+
+
 def connection_cache_clear() -> None:
     with _lock:
         for conn in _cache.values():
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
+            _close(conn)
         _cache.clear()

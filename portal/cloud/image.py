@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .connection import connection_get
+from .connection import Scope, connection_for
 from .errors import cloud_errors
 
 
@@ -34,19 +34,19 @@ def _image(raw) -> Image:
                  size_bytes=int(raw.size or 0), is_featured=featured and raw.visibility == "public")
 
 
-def image_list(*, project_id: str) -> list[Image]:
+def image_list(*, scope: Scope) -> list[Image]:
     """Active images the project may boot: public, its own and those shared with it."""
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
+        conn = connection_for(scope)
         images = [_image(i) for i in conn.image.images(status="active")]
     return sorted(images, key=lambda i: (not i.is_featured, i.name.lower()))
 
 
-def image_get(*, project_id: str, image_id: str) -> Image:
+def image_get(*, scope: Scope, image_id: str) -> Image:
     with cloud_errors():
-        return _image(connection_get(project_id=project_id).image.get_image(image_id))
+        return _image(connection_for(scope).image.get_image(image_id))
 
 
-def image_delete(*, project_id: str, image_id: str) -> None:
+def image_delete(*, scope: Scope, image_id: str) -> None:
     with cloud_errors():
-        connection_get(project_id=project_id).image.delete_image(image_id, ignore_missing=True)
+        connection_for(scope).image.delete_image(image_id, ignore_missing=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .connection import connection_get
+from .connection import Scope, connection_for
 from .errors import NotFound, cloud_errors
 
 
@@ -51,22 +51,21 @@ def _network(raw) -> Network:
                    subnet_ids=tuple(raw.subnet_ids or ()))
 
 
-def network_list(*, project_id: str) -> list[Network]:
+def network_list(*, scope: Scope) -> list[Network]:
     """Networks the project can use: its own, shared ones and external ones."""
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
+        conn = connection_for(scope)
         return [_network(n) for n in conn.network.networks()]
 
 
-def network_create_with_router(*, project_id: str, name: str, cidr: str, external_network_id: str) -> Network:
+def network_create_with_router(*, scope: Scope, name: str, cidr: str, external_network_id: str) -> Network:
     """A private network with one subnet, routed to the external network."""
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
-        net = conn.network.create_network(name=name, project_id=project_id)
+        conn = connection_for(scope)
+        net = conn.network.create_network(name=name)
         subnet = conn.network.create_subnet(network_id=net.id, name=f"{name}-subnet", ip_version=4,
-                                            cidr=cidr, project_id=project_id,
-                                            dns_nameservers=["8.8.8.8"])
-        router = conn.network.create_router(name=f"{name}-router", project_id=project_id,
+                                            cidr=cidr, dns_nameservers=["8.8.8.8"])
+        router = conn.network.create_router(name=f"{name}-router",
                                             external_gateway_info={"network_id": external_network_id})
         conn.network.add_interface_to_router(router, subnet_id=subnet.id)
         return _network(conn.network.get_network(net.id))
@@ -80,38 +79,37 @@ def _group(raw) -> SecurityGroup:
     return SecurityGroup(id=raw.id, name=raw.name, description=raw.description or "", rules=rules)
 
 
-def security_group_list(*, project_id: str) -> list[SecurityGroup]:
+def security_group_list(*, scope: Scope) -> list[SecurityGroup]:
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
-        return sorted((_group(g) for g in conn.network.security_groups(project_id=project_id)),
+        conn = connection_for(scope)
+        return sorted((_group(g) for g in conn.network.security_groups(project_id=scope.project_id)),
                       key=lambda g: g.name)
 
 
-def security_group_create(*, project_id: str, name: str, description: str = "") -> SecurityGroup:
+def security_group_create(*, scope: Scope, name: str, description: str = "") -> SecurityGroup:
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
-        return _group(conn.network.create_security_group(name=name, description=description,
-                                                         project_id=project_id))
+        conn = connection_for(scope)
+        return _group(conn.network.create_security_group(name=name, description=description))
 
 
-def security_group_rule_create(*, project_id: str, group_id: str, protocol: str,
+def security_group_rule_create(*, scope: Scope, group_id: str, protocol: str,
                                port: int | None = None, remote_ip_prefix: str = "0.0.0.0/0") -> None:
     attrs = {"security_group_id": group_id, "direction": "ingress", "ethertype": "IPv4",
-             "protocol": protocol, "remote_ip_prefix": remote_ip_prefix, "project_id": project_id}
+             "protocol": protocol, "remote_ip_prefix": remote_ip_prefix}
     if port:
         attrs.update(port_range_min=port, port_range_max=port)
     with cloud_errors():
-        connection_get(project_id=project_id).network.create_security_group_rule(**attrs)
+        connection_for(scope).network.create_security_group_rule(**attrs)
 
 
-def security_group_rule_delete(*, project_id: str, rule_id: str) -> None:
+def security_group_rule_delete(*, scope: Scope, rule_id: str) -> None:
     with cloud_errors():
-        connection_get(project_id=project_id).network.delete_security_group_rule(rule_id, ignore_missing=True)
+        connection_for(scope).network.delete_security_group_rule(rule_id, ignore_missing=True)
 
 
-def security_group_delete(*, project_id: str, group_id: str) -> None:
+def security_group_delete(*, scope: Scope, group_id: str) -> None:
     with cloud_errors():
-        connection_get(project_id=project_id).network.delete_security_group(group_id, ignore_missing=True)
+        connection_for(scope).network.delete_security_group(group_id, ignore_missing=True)
 
 
 def _fip(raw) -> FloatingIP:
@@ -120,46 +118,46 @@ def _fip(raw) -> FloatingIP:
                       network_id=raw.floating_network_id or "")
 
 
-def floating_ip_list(*, project_id: str) -> list[FloatingIP]:
+def floating_ip_list(*, scope: Scope) -> list[FloatingIP]:
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
-        return [_fip(f) for f in conn.network.ips(project_id=project_id)]
+        conn = connection_for(scope)
+        return [_fip(f) for f in conn.network.ips(project_id=scope.project_id)]
 
 
-def floating_ip_create(*, project_id: str, external_network_id: str, description: str = "") -> FloatingIP:
+def floating_ip_create(*, scope: Scope, external_network_id: str, description: str = "") -> FloatingIP:
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
-        return _fip(conn.network.create_ip(floating_network_id=external_network_id, project_id=project_id,
+        conn = connection_for(scope)
+        return _fip(conn.network.create_ip(floating_network_id=external_network_id,
                                            description=description))
 
 
-def floating_ip_find(*, project_id: str, description: str) -> FloatingIP | None:
+def floating_ip_find(*, scope: Scope, description: str) -> FloatingIP | None:
     """A floating IP the portal made for a request (tagged by its description), if any."""
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
-        for raw in conn.network.ips(project_id=project_id, description=description):
+        conn = connection_for(scope)
+        for raw in conn.network.ips(project_id=scope.project_id, description=description):
             return _fip(raw)
     return None
 
 
-def floating_ip_associate(*, project_id: str, floating_ip_id: str, server_id: str) -> FloatingIP:
+def floating_ip_associate(*, scope: Scope, floating_ip_id: str, server_id: str) -> FloatingIP:
     """Point the floating IP at the server's first port."""
     with cloud_errors():
-        conn = connection_get(project_id=project_id)
+        conn = connection_for(scope)
         ports = list(conn.network.ports(device_id=server_id))
         if not ports:
             raise NotFound("The instance has no network port to attach a public IP to.")
         return _fip(conn.network.update_ip(floating_ip_id, port_id=ports[0].id))
 
 
-def floating_ip_disassociate(*, project_id: str, floating_ip_id: str) -> None:
+def floating_ip_disassociate(*, scope: Scope, floating_ip_id: str) -> None:
     with cloud_errors():
-        connection_get(project_id=project_id).network.update_ip(floating_ip_id, port_id=None)
+        connection_for(scope).network.update_ip(floating_ip_id, port_id=None)
 
 
-def floating_ip_delete(*, project_id: str, floating_ip_id: str) -> None:
+def floating_ip_delete(*, scope: Scope, floating_ip_id: str) -> None:
     with cloud_errors():
-        connection_get(project_id=project_id).network.delete_ip(floating_ip_id, ignore_missing=True)
+        connection_for(scope).network.delete_ip(floating_ip_id, ignore_missing=True)
 
 
 @dataclass(frozen=True)
@@ -168,7 +166,7 @@ class NetworkQuota:
     security_groups: int
 
 
-def network_quota_get(*, project_id: str) -> NetworkQuota:
+def network_quota_get(*, scope: Scope) -> NetworkQuota:
     with cloud_errors():
-        q = connection_get().network.get_quota(project_id)
+        q = connection_for(scope).network.get_quota(scope.project_id)
         return NetworkQuota(floating_ips=int(q.floating_ips), security_groups=int(q.security_groups))

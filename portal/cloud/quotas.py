@@ -2,12 +2,13 @@
 
 Quotas are one concern that spans three services; allocations set and read them together,
 so they live in one module rather than being split across compute/block_storage/network.
+Setting them needs the admin (portal.cloud.admin); a member reads their own project's here.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .connection import connection_get
+from .connection import Scope, connection_for
 from .errors import cloud_errors
 
 
@@ -35,27 +36,11 @@ class QuotaUse:
         return min(100, round(100 * self.used / self.limit))
 
 
-def project_quotas_set(*, project_id: str, limits: QuotaLimits) -> None:
+def project_quota_usage(*, scope: Scope) -> list[QuotaUse]:
+    """Used and allowed amounts of each limited resource of the scope's project, in three calls."""
+    project_id = scope.project_id
     with cloud_errors():
-        conn = connection_get()
-        conn.compute.update_quota_set(project_id, cores=limits.cores, ram=limits.ram_mb,
-                                      instances=limits.instances)
-        conn.block_storage.update_quota_set(project_id, gigabytes=limits.volume_gb, volumes=limits.volumes,
-                                            snapshots=limits.snapshots)
-        conn.network.update_quota(project_id, floating_ips=limits.floating_ips)
-
-
-def project_instances_quota_set(*, project_id: str, instances: int) -> None:
-    """Only the instance count: 0 stops new servers from any client (portal, CLI, Horizon)."""
-    with cloud_errors():
-        # force: Nova otherwise refuses a limit below what the project already runs.
-        connection_get().compute.update_quota_set(project_id, instances=instances, force=True)
-
-
-def project_quota_usage(*, project_id: str) -> list[QuotaUse]:
-    """Used and allowed amounts of each limited resource, in three API calls."""
-    with cloud_errors():
-        conn = connection_get()
+        conn = connection_for(scope)
         compute = conn.compute.get_quota_set(project_id, usage=True)
         volume = conn.block_storage.get_quota_set(project_id, usage=True)
         network = conn.network.get_quota(project_id, details=True)

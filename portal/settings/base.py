@@ -121,8 +121,12 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_CONFIRM_EMAIL_ON_GET = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = env("PORTAL_EMAIL_SUBJECT_PREFIX", default="[Research Cloud] ")
-SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
-SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+# SSO email trust is per provider (`trust_email` in the app's settings, off by default) and
+# applied by portal/adapters.py: an email the provider is not trusted to vouch for is confirmed
+# by mail like a local signup, and never signs in to, or connects to, an existing local account.
+SOCIALACCOUNT_ADAPTER = "portal.adapters.SocialAccountAdapter"
+SOCIALACCOUNT_EMAIL_VERIFICATION = ACCOUNT_EMAIL_VERIFICATION
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True  # the adapter limits it to trusted, verified emails
 SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
 
 # A generic OpenID Connect provider (CILogon, Globus, Keycloak, ...) configured by the operator.
@@ -141,6 +145,8 @@ if OIDC_SERVER_URL:
                     "server_url": OIDC_SERVER_URL,
                     "token_auth_method": env("OIDC_TOKEN_AUTH_METHOD", default="client_secret_basic"),
                     "scope": env.list("OIDC_SCOPES", default=["openid", "email", "profile"]),
+                    # Believe this provider's email_verified claim (portal/adapters.py).
+                    "trust_email": env.bool("OIDC_TRUST_EMAIL", default=False),
                 },
             }
         ],
@@ -186,12 +192,18 @@ CELERY_BEAT_SCHEDULE = {
 OS_CLIENT_CONFIG_FILE = env(
     "OS_CLIENT_CONFIG_FILE", default=str(BASE_DIR / "var" / "devcloud" / "clouds.yaml")
 )
+# The cloud admin: used only by the provisioning module (projects, quotas, role grants, flavor access).
 OS_CLOUD = env("OS_CLOUD", default="devcloud-admin")
+# The portal's service identity: a user with no admin role, given the member role on each
+# allocation's project; background work (mirror sync, meter, enforcement) runs as it.
+PORTAL_SERVICE_CLOUD = env("PORTAL_SERVICE_CLOUD", default="devcloud-portal")
 # Seconds an API call may take before the portal tells the user the cloud is not answering.
 PORTAL_CLOUD_TIMEOUT = env.float("PORTAL_CLOUD_TIMEOUT", default=30.0)
 # An operation still "running" after this many seconds is failed by the sweep.
 PORTAL_OPERATION_DEADLINE = env.int("PORTAL_OPERATION_DEADLINE", default=3600)
 PORTAL_NAME = env("PORTAL_NAME", default="Research Cloud")
+# Fernet keys for the secrets the portal keeps, comma-separated: the first encrypts, all decrypt.
+PORTAL_ENCRYPTION_KEYS = env.list("PORTAL_ENCRYPTION_KEYS", default=[])
 
 LOGGING = {
     "version": 1,
