@@ -59,8 +59,17 @@ beat: venv
 	$(BIN)/celery -A portal beat -l info
 
 # pytest-django prefers DJANGO_SETTINGS_MODULE from the environment over pyproject.toml: pin it.
-test: setup chromium
+test: setup chromium sso-provider
 	DJANGO_SETTINGS_MODULE=portal.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The OpenID Connect provider the SSO browser tests sign in through (tests/sso/, pinned by its
+# lock file; after the first install nothing is fetched until the lock file changes).
+.PHONY: sso-provider
+sso-provider: tests/sso/node_modules/.installed
+
+tests/sso/node_modules/.installed: tests/sso/package.json tests/sso/package-lock.json
+	cd tests/sso && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+	touch $@
 
 test-unit: venv services
 	DJANGO_SETTINGS_MODULE=portal.settings.test $(BIN)/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
