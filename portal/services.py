@@ -1,14 +1,19 @@
 """Writes to status rows. Every state change goes through here and is checked."""
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import timedelta
 from typing import TypeVar
 
+from django.apps import apps
 from django.db import transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .models import Operation, OperationState, StatusRow
+
+logger = logging.getLogger(__name__)
 
 Row = TypeVar("Row", bound=StatusRow)
 
@@ -76,20 +81,50 @@ def status_row_cancel(*, row: Row) -> Row:
     return _transition(row, OperationState.CANCELLED, step="cancelled", finished_at=timezone.now())
 
 
-def operations_fail_stale(*, deadline_seconds: int, limit: int = 500) -> int:
-    """Fail operations left running past their deadline (a worker died, a cloud hung)."""
+STALE_ERROR = ("This did not finish within {minutes} minutes and was stopped (the work on it was probably "
+               "interrupted). Anything it already made in the cloud still shows in your lists. Please try again, "
+               "and tell the support team if it happens again.")
+
+
+def status_row_models() -> list[type[StatusRow]]:
+    """Every concrete kind of status row, so the sweep covers a new kind without being told."""
+    return [
+        model for model in apps.get_models()
+        if issubclass(model, StatusRow) and not model._meta.proxy
+        # A multi-table child shares its parent's row, which the parent's sweep already covers.
+        and not any(issubclass(parent, StatusRow) for parent in model._meta.parents)
+    ]
+
+
+def status_rows_fail_stale(*, deadline_seconds: int, limit: int = 500) -> int:
+    """Fail rows of every kind left queued or running for longer than the deadline.
+
+    The clock starts when the work started (or, still queued, when it was asked for), not at the
+    last update: a resumer that only touches a row (instances' launch resume) must not keep it
+    alive forever, while the deadline, far past any launch's or action's own, leaves those
+    resumers and the tasks' own timeouts to act first. Up to `limit` rows of each kind per run;
+    rows a worker holds locked are skipped.
+    """
     cutoff = timezone.now() - timedelta(seconds=deadline_seconds)
-    stale = list(
-        Operation.objects.filter(state=OperationState.RUNNING, updated_at__lt=cutoff)
-        .order_by("updated_at")
-        .values_list("pk", flat=True)[:limit]
-    )
+    error = STALE_ERROR.format(minutes=max(1, deadline_seconds // 60))
+    return sum(_fail_stale(model, cutoff=cutoff, error=error, limit=limit) for model in status_row_models())
+
+
+def _fail_stale(model: type[StatusRow], *, cutoff, error: str, limit: int) -> int:
     failed = 0
-    for pk in stale:
-        row = Operation.objects.get(pk=pk)
-        try:
-            status_row_fail(row=row, error="The operation did not finish in time and was stopped.")
+    with transaction.atomic():
+        stale = list(
+            model.objects.select_for_update(skip_locked=True)
+            .annotate(clock=Coalesce("started_at", "created_at"))
+            .filter(state__in=[OperationState.QUEUED, OperationState.RUNNING], clock__lt=cutoff)
+            .order_by("clock")[:limit]
+        )
+        for row in stale:
+            try:
+                status_row_fail(row=row, error=error, step="timed out")
+            except InvalidTransition:
+                continue
             failed += 1
-        except InvalidTransition:
-            continue
+    if failed:
+        logger.warning("failed %d stale %s row(s)", failed, model._meta.label)
     return failed

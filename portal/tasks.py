@@ -9,7 +9,8 @@ from .models import Operation
 
 @shared_task(acks_late=True)
 def fail_stale_operations() -> int:
-    return services.operations_fail_stale(deadline_seconds=settings.PORTAL_OPERATION_DEADLINE)
+    """Beat: fail every kind of status row stuck queued or running (the name predates the other kinds)."""
+    return services.status_rows_fail_stale(deadline_seconds=settings.PORTAL_OPERATION_DEADLINE)
 
 
 @shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=3)

@@ -1,3 +1,4 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
@@ -5,6 +6,10 @@ from . import views
 
 admin.site.site_header = "Research Cloud administration"
 admin.site.site_title = "Research Cloud admin"
+# Admins sign in on allauth's page like everyone else, so its rate limits (and SSO, email
+# verification) apply to them too; Django's own admin login form would be a second, unthrottled
+# place to guess passwords. /admin/login/ now only sends anonymous visitors there.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),

@@ -4,6 +4,8 @@ from .base import env
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The fixed development key, whatever the environment says, so tests never touch a real key.
+PORTAL_ENCRYPTION_KEYS = ["cG9ydGFsLWRldmVsb3BtZW50LWtleS1uby1zZWNyZXQ="]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Tests use their own Redis database so a run never sees the dev server's queues.
 REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")

@@ -1,7 +1,10 @@
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 
+from portal import health
 from portal.cloud import errors
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +29,7 @@ def test_dashboard_greets_a_signed_in_user_with_navigation(user_client, user):
 def test_admin_refuses_a_user_who_is_not_staff(user_client):
     response = user_client.get("/admin/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert user_client.get(response["Location"]).status_code == 403
 
 
 def test_admin_opens_for_staff(client, staff_user):
@@ -33,22 +37,99 @@ def test_admin_opens_for_staff(client, staff_user):
     assert client.get("/admin/").status_code == 200
 
 
+def test_admin_login_page_sends_visitors_to_the_portal_sign_in(client):
+    response = client.get("/admin/login/?next=/admin/")
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('account_login')}?next=%2Fadmin%2F"
+
+
+def test_admin_login_does_not_take_a_password_itself(client, staff_user):
+    response = client.post("/admin/login/", {"username": staff_user.username, "password": PASSWORD,
+                                             "next": "/admin/"})
+    assert response.status_code == 302 and response["Location"].startswith(reverse("account_login"))
+    assert "_auth_user_id" not in client.session
+    assert client.get("/admin/").status_code == 302
+
+
+def test_staff_sign_in_through_the_portal_and_reach_admin(client, staff_user):
+    response = client.post(f"{reverse('account_login')}?next=/admin/",
+                           {"login": staff_user.email, "password": PASSWORD})
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+
+
+def test_repeated_wrong_passwords_are_rate_limited_even_for_the_right_one(client, staff_user):
+    # given someone guessing an admin's password (allauth's login_failed limit, whatever its numbers)
+    for attempt in range(1, 31):
+        response = client.post(reverse("account_login"), {"login": staff_user.email, "password": f"guess-{attempt}"})
+        if "Too many failed login attempts" in response.content.decode():
+            break
+    else:
+        pytest.fail("30 wrong passwords in a row were never rate-limited")
+    assert attempt <= 11
+
+    # when the right password comes next, it is refused too, and nothing signed in
+    response = client.post(f"{reverse('account_login')}?next=/admin/", {"login": staff_user.email, "password": PASSWORD})
+    assert "Too many failed login attempts" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert client.get("/admin/").status_code == 302
+
+
 def test_healthz_is_ok_when_database_redis_and_cloud_answer(client, monkeypatch):
     monkeypatch.setattr("portal.cloud.compute.compute_ping", lambda **kw: "2.96")
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"database": "ok", "redis": "ok", "cloud": "ok", "status": "ok"}
+    assert response.json() == {"database": "ok", "redis": "ok", "cloud": "ok", "status": "ok", "failing": []}
 
 
-def test_healthz_names_the_cloud_when_it_does_not_answer(client, monkeypatch):
+def test_healthz_names_the_cloud_when_it_does_not_answer_but_never_says_why(client, monkeypatch):
     def down(**kw):
-        raise errors.CloudUnavailable()
+        raise errors.CloudError("Keystone at https://keystone.internal:5000 refused user portal-admin")
 
     monkeypatch.setattr("portal.cloud.compute.compute_ping", down)
     response = client.get("/healthz")
     assert response.status_code == 503
-    assert response.json()["cloud"].startswith("cloud: The cloud is not answering")
-    assert response.json()["database"] == "ok"
+    assert response.json() == {"database": "ok", "redis": "ok", "cloud": "failing", "status": "unhealthy",
+                               "failing": ["cloud"]}
+    assert "keystone" not in response.content.decode().lower()
+
+
+def test_healthz_hides_unexpected_errors_too(client, monkeypatch):
+    def broken(**kw):
+        raise FileNotFoundError("/etc/openstack/clouds.yaml")
+
+    monkeypatch.setattr("portal.cloud.compute.compute_ping", broken)
+    response = client.get("/healthz")
+    assert response.status_code == 503 and "clouds.yaml" not in response.content.decode()
+
+
+def test_healthz_asks_the_cloud_at_most_once_every_few_seconds(client, monkeypatch):
+    calls = []
+
+    def ping(**kw):
+        calls.append(kw)
+        return "2.96"
+
+    monkeypatch.setattr("portal.cloud.compute.compute_ping", ping)
+    for _ in range(20):
+        assert client.get("/healthz").status_code == 200
+    assert calls == [{"timeout": 5}]
+
+    cache.delete(health.CLOUD_CACHE_KEY)  # as when the few seconds are up
+    client.get("/healthz")
+    assert len(calls) == 2
+
+
+def test_healthz_remembers_a_failing_cloud_for_those_seconds_too(client, monkeypatch):
+    calls = []
+
+    def down(**kw):
+        calls.append(kw)
+        raise errors.CloudUnavailable()
+
+    monkeypatch.setattr("portal.cloud.compute.compute_ping", down)
+    assert [client.get("/healthz").status_code for _ in range(5)] == [503] * 5
+    assert len(calls) == 1
 
 
 def test_signup_sends_a_verification_email_and_blocks_login_until_verified(client, mailoutbox):
