@@ -1,8 +1,12 @@
-"""Allocation review in Django admin: filters, search, the ledger, and the review actions."""
+"""Allocation review in Django admin: filters, search, the ledger, and the review actions.
+
+The review actions need the `allocations.review_allocation` permission; staff who may only view
+allocations see none of them, and a POST naming one is refused like any unknown action.
+"""
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import DecimalField, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
@@ -12,6 +16,27 @@ from django.utils.html import format_html, format_html_join
 from . import admin_forms, services
 from .models import (Allocation, AllocationStatus, ApplicationCredential, Cloud, FlavorFamilyRate,
                      KeystoneIdentity, LedgerEntry, Membership)
+
+
+REVIEW_PERMISSION = "allocations.review_allocation"
+
+
+def can_review(request) -> bool:
+    return request.user.has_perm(REVIEW_PERMISSION)
+
+
+class ReadOnlyModelAdmin(admin.ModelAdmin):
+    """Rows that mirror the cloud or record what happened: staff look, nobody edits here (an
+    edit would not reach the cloud, it would only make the record lie)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class MembershipInline(admin.TabularInline):
@@ -24,27 +49,41 @@ class MembershipInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False  # members are added through the portal so Keystone roles follow
 
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and can_review(request)
+
 
 def _form_action(form_class, title: str, apply, *, single: bool = False, initial=None):
-    """Build an admin action that first asks for `form_class` and then calls `apply` per row."""
+    """Build an admin action that first asks for `form_class` and then calls `apply` per row.
+
+    A refusal from the service is shown on the form, with what was typed; only the refused rows
+    stay selected, so sending the form again never repeats what was done.
+    """
 
     def action(modeladmin, request, queryset):
+        if not modeladmin.has_review_permission(request):
+            raise PermissionDenied  # get_actions already hides it; this is the second fence
         if single and queryset.count() != 1:
             modeladmin.message_user(request, f"{title}: select exactly one allocation.", messages.WARNING)
             return None
-        form = form_class(request.POST if "apply" in request.POST else None,
+        submitted = "apply" in request.POST
+        form = form_class(request.POST if submitted else None,
                           initial=initial(queryset.first()) if initial else None)
-        if "apply" in request.POST and form.is_valid():
-            done = 0
+        if submitted and form.is_valid():
+            done, refused = 0, []
             for allocation in queryset:
                 try:
                     apply(allocation, request.user, form.cleaned_data)
                     done += 1
                 except ValidationError as exc:
-                    modeladmin.message_user(request, f"{allocation}: {' '.join(exc.messages)}", messages.ERROR)
+                    refused.append(allocation.pk)
+                    reason = " ".join(exc.messages)
+                    form.add_error(None, reason if single else f"{allocation}: {reason}")
             if done:
                 modeladmin.message_user(request, f"{title}: done for {done} allocation(s).", messages.SUCCESS)
-            return None
+            if not refused:
+                return None
+            queryset = queryset.filter(pk__in=refused)
         return TemplateResponse(request, "admin/allocations/action_form.html", {
             **modeladmin.admin_site.each_context(request), "title": title, "form": form,
             "queryset": queryset, "action": request.POST.get("action"), "opts": modeladmin.model._meta,
@@ -52,6 +91,7 @@ def _form_action(form_class, title: str, apply, *, single: bool = False, initial
 
     action.short_description = title
     action.__name__ = title.lower().replace(" ", "_")
+    action.allowed_permissions = ("review",)
     return action
 
 
@@ -68,13 +108,15 @@ extend = _form_action(admin_forms.ExtendForm, "Extend",
                       lambda a, user, d: services.allocation_extend(allocation=a, end_date=d["end_date"], by=user))
 add_sus = _form_action(admin_forms.AddSUsForm, "Add SUs",
                        lambda a, user, d: services.allocation_add_sus(allocation=a, sus=d["sus"], by=user,
-                                                                      note=d["note"]))
+                                                                      note=d["note"], key=f"{d['key']}:{a.pk}"))
 close = _form_action(admin_forms.CloseForm, "Close",
                      lambda a, user, d: services.allocation_close(allocation=a, by=user, note=d["note"]))
 
 
-@admin.action(description="Retry provisioning")
+@admin.action(description="Retry provisioning", permissions=["review"])
 def retry_provisioning(modeladmin, request, queryset):
+    if not modeladmin.has_review_permission(request):
+        raise PermissionDenied
     for allocation in queryset:
         try:
             services.allocation_retry_provisioning(allocation=allocation, by=request.user)
@@ -83,8 +125,19 @@ def retry_provisioning(modeladmin, request, queryset):
             modeladmin.message_user(request, f"{allocation}: {' '.join(exc.messages)}", messages.ERROR)
 
 
+# Decided in review (the Approve form sets the award and dates), or never edited here.
+ALWAYS_READ_ONLY = ("status", "awarded_sus", "reviewer", "reviewed_at", "openstack_project_id",
+                    "openstack_project_name", "disabled_at", "shelved_at", "purged_at", "warned_25_at",
+                    "warned_10_at", "created_at", "balance_sus", "recent_ledger", "pi", "requested_sus",
+                    "start_date", "end_date")
+# Review decisions: only a reviewer changes them. Kind and storage set the project's quotas and
+# flavors when it is provisioned, so they are fixed once the review is over.
+REVIEW_FIELDS = ("kind", "storage_gb", "decision_note", "clouds")
+
+
 @admin.register(Allocation)
 class AllocationAdmin(admin.ModelAdmin):
+    form = admin_forms.AllocationAdminForm
     list_display = ("title", "pi", "kind", "status", "requested_sus", "awarded_sus", "balance_sus",
                     "start_date", "end_date", "openstack_project_name")
     list_filter = ("status", "kind", "clouds", "start_date")
@@ -93,9 +146,7 @@ class AllocationAdmin(admin.ModelAdmin):
     actions = [approve, reject, extend, add_sus, close, retry_provisioning]
     inlines = [MembershipInline]
     filter_horizontal = ("clouds",)
-    readonly_fields = ("status", "awarded_sus", "reviewer", "reviewed_at", "openstack_project_id",
-                       "openstack_project_name", "disabled_at", "shelved_at", "purged_at", "warned_25_at",
-                       "warned_10_at", "created_at", "balance_sus", "recent_ledger")
+    readonly_fields = ALWAYS_READ_ONLY
     fieldsets = (
         ("Request", {"fields": ("title", "pi", "kind", "justification", "requested_sus", "storage_gb",
                                 "start_date", "end_date")}),
@@ -104,6 +155,23 @@ class AllocationAdmin(admin.ModelAdmin):
         ("Balance and enforcement", {"fields": ("balance_sus", "recent_ledger", "disabled_at", "shelved_at",
                                                  "purged_at", "warned_25_at", "warned_10_at")}),
     )
+
+    def has_review_permission(self, request) -> bool:
+        return can_review(request)
+
+    def has_add_permission(self, request):
+        return False  # requests come from the portal, which makes the requester the PI member
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # an allocation is closed (its project disabled), never deleted with its ledger
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if not self.has_review_permission(request):
+            fields += REVIEW_FIELDS
+        elif obj is not None and obj.status not in services.REVIEWABLE:
+            fields += ("kind", "storage_gb")
+        return fields
 
     def get_queryset(self, request):
         zero = Value(0, output_field=DecimalField(max_digits=14, decimal_places=4))
@@ -129,21 +197,12 @@ class AllocationAdmin(admin.ModelAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
+class LedgerEntryAdmin(ReadOnlyModelAdmin):  # the ledger is append-only
     list_display = ("created_at", "allocation", "kind", "resource_name", "flavor", "state", "su_rate", "sus",
                     "period_start", "period_end", "user")
     list_filter = ("kind", "state")
     search_fields = ("resource_name", "resource_id", "allocation__title", "note")
     list_select_related = ("allocation", "user")
-
-    def has_change_permission(self, request, obj=None):
-        return False  # the ledger is append-only
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_add_permission(self, request):
-        return False
 
 
 @admin.register(FlavorFamilyRate)
@@ -157,7 +216,7 @@ class CloudAdmin(admin.ModelAdmin):
 
 
 @admin.register(KeystoneIdentity)
-class KeystoneIdentityAdmin(admin.ModelAdmin):
+class KeystoneIdentityAdmin(ReadOnlyModelAdmin):
     list_display = ("user", "keystone_username", "keystone_user_id", "created_at")
     exclude = ("encrypted_password",)
     readonly_fields = ("user", "keystone_username", "keystone_user_id", "created_at")
@@ -165,6 +224,6 @@ class KeystoneIdentityAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApplicationCredential)
-class ApplicationCredentialAdmin(admin.ModelAdmin):
+class ApplicationCredentialAdmin(ReadOnlyModelAdmin):  # made and deleted by their owner, in Keystone too
     list_display = ("name", "user", "allocation", "expires_at", "created_at")
     search_fields = ("name", "user__email")

@@ -1,10 +1,11 @@
 from datetime import timedelta
 
+from allauth.account.models import EmailAddress
 from django import forms
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from .models import AllocationKind, MembershipRole
+from .services import single_line
 
 
 class AllocationRequestForm(forms.Form):
@@ -25,6 +26,12 @@ class AllocationRequestForm(forms.Form):
         self.fields["start_date"].initial = today
         self.fields["end_date"].initial = today + timedelta(days=365)
 
+    def clean_title(self):
+        title = single_line(self.cleaned_data["title"])
+        if not title:
+            raise forms.ValidationError("Give the allocation a title.")
+        return title
+
     def clean(self):
         data = super().clean()
         start, end = data.get("start_date"), data.get("end_date")
@@ -36,15 +43,23 @@ class AllocationRequestForm(forms.Form):
 
 
 class MemberAddForm(forms.Form):
-    email = forms.EmailField(help_text="The person must have signed in to the portal once.")
+    email = forms.EmailField(label="Add a member by email",
+                             help_text="The person must have signed up and verified this address.")
     role = forms.ChoiceField(choices=[(MembershipRole.MEMBER, "Member"), (MembershipRole.MANAGER, "Manager")])
 
     def clean_email(self):
+        """Only an address its owner has verified names them: anyone can sign up with any address.
+
+        Unknown and unverified addresses get the same answer, so the form does not tell who has an
+        account.
+        """
         email = self.cleaned_data["email"]
-        user = get_user_model().objects.filter(email__iexact=email).first()
-        if user is None:
-            raise forms.ValidationError(f"No portal account uses {email}. Ask them to sign up first.")
-        self.cleaned_data["user"] = user
+        addresses = EmailAddress.objects.filter(email__iexact=email, verified=True).select_related("user")
+        users = {address.user for address in addresses}
+        if len(users) != 1:
+            raise forms.ValidationError(f"No portal account has verified {email}. Ask them to sign up "
+                                        "(or to confirm this address) first.")
+        self.cleaned_data["user"] = users.pop()
         return email
 
 

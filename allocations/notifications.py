@@ -8,8 +8,14 @@ from .models import Allocation
 
 
 def _send(allocation: Allocation, subject: str, body: str) -> None:
-    prefix = settings.ACCOUNT_EMAIL_SUBJECT_PREFIX
-    send_mail(f"{prefix}{subject}", body, None, [allocation.pi.email], fail_silently=False)
+    from .services import single_line  # services sends these mails, so it imports this module first
+
+    # A header is one line: a title with a newline would make send_mail raise BadHeaderError
+    # (and, if it did not, would add headers). Long subjects are cut; the body says it all.
+    subject = single_line(f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject}")
+    if len(subject) > 200:
+        subject = subject[:199] + "…"
+    send_mail(subject, body, None, [allocation.pi.email], fail_silently=False)
 
 
 def notify_approved(allocation: Allocation) -> None:

@@ -4,17 +4,20 @@ Anything that must reach Keystone is done by a task (see provisioning.py), enque
 """
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import date
 from decimal import Decimal
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from portal import services as portal_services
+from portal.cloud.errors import CloudError
 
 from . import notifications
 from .models import (Allocation, AllocationStatus, LedgerEntry, LedgerKind, Membership, MembershipRole)
@@ -22,10 +25,23 @@ from .models import (Allocation, AllocationStatus, LedgerEntry, LedgerKind, Memb
 REVIEWABLE = (AllocationStatus.REQUESTED, AllocationStatus.UNDER_REVIEW)
 RUNNING = (AllocationStatus.ACTIVE, AllocationStatus.EXHAUSTED, AllocationStatus.EXPIRED)
 
+# Control characters (C0, DEL, C1), line and paragraph separators, and the bidirectional
+# overrides and isolates that make a name display differently from what it is.
+_NOT_SINGLE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
+
+
+def single_line(text: str) -> str:
+    """A name as people type it, kept to one line: it ends up in mail subjects, shell comments
+    and page titles, where a newline or a control character would change the meaning."""
+    return " ".join(_NOT_SINGLE_LINE.sub(" ", text or "").split())
+
 
 @transaction.atomic
 def allocation_request(*, pi, title: str, kind: str, requested_sus: Decimal, justification: str,
                        start_date: date, end_date: date, storage_gb: int = 1000) -> Allocation:
+    title = single_line(title)
+    if not title:
+        raise ValidationError({"title": "Give the allocation a title."})
     if end_date <= start_date:
         raise ValidationError({"end_date": "The end date must be after the start date."})
     allocation = Allocation.objects.create(
@@ -60,6 +76,9 @@ def allocation_approve(*, allocation: Allocation, reviewer, awarded_sus: Decimal
                               f"{allocation.get_status_display().lower()}.")
     if end_date <= start_date:
         raise ValidationError("The end date must be after the start date.")
+    existing_project_id = (existing_project_id or "").strip()
+    if existing_project_id:
+        _check_project_is_free(allocation=allocation, project_id=existing_project_id)
     allocation.status = AllocationStatus.APPROVED
     allocation.awarded_sus = awarded_sus
     allocation.start_date, allocation.end_date = start_date, end_date
@@ -78,6 +97,37 @@ def allocation_approve(*, allocation: Allocation, reviewer, awarded_sus: Decimal
                                                  user=reviewer)
     portal_services.status_row_enqueue(row=operation, task=tasks.provision_allocation)
     return operation
+
+
+def _portal_own_project_ids() -> set[str]:
+    try:
+        from . import provisioning
+        own = provisioning.portal_own_project_ids
+    except (ImportError, AttributeError):  # older checkouts cannot tell: no project is the portal's own
+        return set()
+    try:
+        return {project_id.lower() for project_id in own() if project_id}
+    except CloudError as exc:  # unknown is not "free": refuse rather than risk giving one away
+        raise ValidationError(f"Could not check whether the project is the portal's own ({exc}); "
+                              "try again.") from exc
+
+
+def _check_project_is_free(*, allocation: Allocation, project_id: str) -> None:
+    """Linking hands the project's resources to the allocation's members: never another
+    allocation's project, never the portal's own."""
+    if connection.vendor == "postgresql":
+        # Two approvals linking the same id at once: the second waits and then sees the first.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                           [f"allocation-project:{project_id.lower()}"])
+    holder = (Allocation.objects.filter(openstack_project_id__iexact=project_id).exclude(pk=allocation.pk)
+              .only("pk", "title").first())
+    if holder is not None:
+        raise ValidationError(f"Project {project_id} already belongs to allocation #{holder.pk} "
+                              f"“{holder.title}”; an existing project can be linked to one allocation only.")
+    if project_id.lower() in _portal_own_project_ids():
+        raise ValidationError(f"Project {project_id} is the portal's own project and cannot be given to an "
+                              "allocation.")
 
 
 @transaction.atomic
@@ -106,12 +156,25 @@ def allocation_reject(*, allocation: Allocation, reviewer, note: str) -> Allocat
     return allocation
 
 
+ALREADY_ADDED = "These SUs were already added (the form was sent twice); nothing was added again."
+
+
 @transaction.atomic
-def allocation_add_sus(*, allocation: Allocation, sus: Decimal, by, note: str = "") -> LedgerEntry:
+def allocation_add_sus(*, allocation: Allocation, sus: Decimal, by, note: str = "",
+                       key: str | None = None) -> LedgerEntry:
+    """Award more SUs. `key` is the one-time key of the form that asked: a second use adds nothing."""
     if sus <= 0:
         raise ValidationError("Add a positive number of SUs.")
-    entry = LedgerEntry.objects.create(allocation=allocation, kind=LedgerKind.AWARD, sus=sus,
-                                       note=note or f"Supplement by {by}", user=by)
+    allocation = Allocation.objects.select_for_update().get(pk=allocation.pk)
+    if key and LedgerEntry.objects.filter(idempotency_key=key).exists():
+        raise ValidationError(ALREADY_ADDED)
+    try:
+        with transaction.atomic():  # a concurrent use of the key loses on the unique constraint
+            entry = LedgerEntry.objects.create(allocation=allocation, kind=LedgerKind.AWARD, sus=sus,
+                                               note=single_line(note)[:255] or f"Supplement by {by}", user=by,
+                                               idempotency_key=key or None)
+    except IntegrityError:
+        raise ValidationError(ALREADY_ADDED) from None
     allocation.awarded_sus = (allocation.awarded_sus or Decimal(0)) + sus
     allocation.save(update_fields=["awarded_sus", "updated_at"])
     _reenable_if_eligible(allocation)
@@ -168,6 +231,9 @@ def membership_add(*, allocation: Allocation, user, role: str = MembershipRole.M
 
     if allocation.status in (AllocationStatus.CLOSED, AllocationStatus.REJECTED):
         raise ValidationError("Members cannot be added to a closed or rejected allocation.")
+    if not EmailAddress.objects.filter(user=user, verified=True).exists():
+        # Access to a project goes only to an address its owner has proven they read.
+        raise ValidationError(f"{user.email} has not verified their email address yet.")
     membership, created = Membership.objects.get_or_create(allocation=allocation, user=user,
                                                            defaults={"role": role})
     if not created:

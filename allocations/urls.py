@@ -12,5 +12,5 @@ urlpatterns = [
     path("allocations/<int:pk>/members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
     path("credentials/", views.credential_list, name="credentials"),
     path("credentials/<int:pk>/delete/", views.credential_delete, name="credential_delete"),
-    path("credentials/<int:pk>/<str:fmt>", views.credential_download, name="credential_download"),
+    path("credentials/download/<slug:token>/", views.credential_download, name="credential_download"),
 ]

@@ -3,6 +3,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.cloud import quotas
@@ -117,7 +118,9 @@ def credential_list(request):
         except (CloudError, PermissionDenied) as exc:
             form.add_error(None, str(exc))
         else:
-            downloads = credentials.credential_download_tokens_issue(credential=created, secret=secret)
+            tokens = credentials.credential_download_tokens_issue(credential=created, secret=secret)
+            downloads = [{"filename": fmt, "url": reverse("allocations:credential_download", args=[token])}
+                         for fmt, token in tokens.items()]
             form = CredentialForm(allocations=allocations)
     existing = ApplicationCredential.objects.filter(user=request.user).select_related("allocation")
     response = render(request, "allocations/credentials.html", {

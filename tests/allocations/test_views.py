@@ -2,9 +2,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from allauth.account.models import EmailAddress
 from django.urls import reverse
 from django.utils import timezone
 
+from allocations import credentials
 from allocations.models import Allocation, ApplicationCredential, LedgerEntry
 from portal.cloud.quotas import QuotaUse
 from tests.factories import UserFactory
@@ -54,6 +56,17 @@ def test_request_form_keeps_input_and_explains_bad_dates(user_client):
     assert not Allocation.objects.exists()
 
 
+def test_a_title_typed_with_a_newline_is_stored_on_one_line(user_client, user):
+    today = timezone.localdate()
+    user_client.post(reverse("allocations:request"), {
+        "title": "  Genomics\r\nBcc: everyone@example.org\t\u2028x ", "kind": "research_cpu",
+        "requested_sus": "5000", "storage_gb": "500", "start_date": today.isoformat(),
+        "end_date": (today + timedelta(days=90)).isoformat(), "justification": "Line one.\nLine two."})
+    allocation = Allocation.objects.get()
+    assert allocation.title == "Genomics Bcc: everyone@example.org x"
+    assert allocation.justification == "Line one.\nLine two."  # prose keeps its lines
+
+
 def test_request_form_creates_a_request_for_review(user_client, user):
     today = timezone.localdate()
     response = user_client.post(reverse("allocations:request"), {
@@ -70,8 +83,24 @@ def test_a_pi_adds_a_member_by_email_and_an_unknown_email_is_explained(user_clie
     user_client.post(reverse("allocations:member_add", args=[allocation.pk]), {"email": colleague.email, "role": "member"})
     assert allocation.memberships.filter(user=colleague).exists()
     response = user_client.post(reverse("allocations:member_add", args=[allocation.pk]),
-                                {"email": "nobody@else.example", "role": "member"}, follow=True)
-    assert "No portal account uses nobody@else.example" in response.content.decode()
+                                {"email": "nobody@else.example", "role": "manager"})
+    body = response.content.decode()
+    # The error sits under the field and what was typed is still there (no redirect, no toast).
+    assert response.status_code == 200
+    assert 'data-testid="member-email-error"' in body and "No portal account has verified nobody@else.example" in body
+    assert 'value="nobody@else.example"' in body and '<option value="manager" selected>' in body
+
+
+def test_an_unverified_address_does_not_make_a_member(user_client, allocation):
+    # Anyone can sign up with any address; only its verified owner may be given the project.
+    squatter = UserFactory(email="pi-colleague@university.example", verified=False)
+    EmailAddress.objects.create(user=squatter, email=squatter.email, verified=False, primary=True)
+    response = user_client.post(reverse("allocations:member_add", args=[allocation.pk]),
+                                {"email": "PI-colleague@university.example", "role": "member"})
+    body = response.content.decode()
+    assert "No portal account has verified PI-colleague@university.example" in body
+    assert 'value="PI-colleague@university.example"' in body
+    assert not allocation.memberships.filter(user=squatter).exists()
 
 
 def test_a_plain_member_cannot_change_members(client, allocation):
@@ -87,12 +116,13 @@ def test_a_non_member_gets_404_from_every_allocation_url(client, allocation):
     client.force_login(outsider)
     membership = allocation.memberships.get()
     cred = ApplicationCredential.objects.create(user=allocation.pi, allocation=allocation, keystone_id="k1", name="x")
+    tokens = credentials.credential_download_tokens_issue(credential=cred, secret="s3cret")
     urls = [
         ("get", reverse("allocations:detail", args=[allocation.pk])),
         ("get", reverse("allocations:quota", args=[allocation.pk])),
         ("post", reverse("allocations:member_add", args=[allocation.pk])),
         ("post", reverse("allocations:member_remove", args=[allocation.pk, membership.pk])),
-        ("get", reverse("allocations:credential_download", args=[cred.pk, "clouds.yaml"])),
+        ("get", reverse("allocations:credential_download", args=[tokens["clouds.yaml"]])),
         ("post", reverse("allocations:credential_delete", args=[cred.pk])),
     ]
     for method, url in urls:

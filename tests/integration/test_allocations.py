@@ -83,9 +83,13 @@ def test_credentials_page_clouds_yaml_works_with_openstacksdk_on_the_same_projec
         "allocation": cloud_allocation.pk, "name": "laptop", "expires_in_days": "30"})
     body = page.content.decode()
     assert "Download clouds.yaml" in body, body[-2000:]
-    link = re.search(r'href="(/credentials/\d+/clouds.yaml)"', body).group(1)
+    assert page["Cache-Control"] == "no-store"
+    link = re.search(r'href="(/credentials/download/[^"]+/)" download="clouds.yaml"', body).group(1)
     clouds_yaml = tmp_path / "clouds.yaml"
-    clouds_yaml.write_bytes(client.get(link).content)
+    download = client.get(link)
+    assert download.status_code == 200
+    clouds_yaml.write_bytes(download.content)
+    assert client.get(link).status_code == 404  # the link works once; the portal kept no secret
 
     # As a CLI user would: openstacksdk with nothing but the downloaded file.
     region = openstack.config.OpenStackConfig(config_files=[str(clouds_yaml)]).get_one(
