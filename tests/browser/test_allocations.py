@@ -1,11 +1,13 @@
 import re
 from datetime import timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
 
-from allocations.models import Allocation, LedgerEntry
+from allocations.models import Allocation, KeystoneIdentity, LedgerEntry
+from portal import crypto
 from tests.factories import PASSWORD, UserFactory
 from tests.fixtures.allocations import make_allocation
 
@@ -59,3 +61,38 @@ def test_allocation_page_shows_balance_chart_members_and_ledger(page, screenshot
     assert page.get_by_role("img", name=re.compile("Cumulative SUs")).is_visible()
     assert page.get_by_role("cell", name="folding-1").first.is_visible()
     screenshot("detail")
+
+
+def test_a_new_credential_is_shown_once_and_each_file_downloads_once(page, monkeypatch, screenshot):
+    pi = UserFactory()
+    allocation = make_allocation(pi=pi, project_id="proj-browser", title="Protein folding")
+    KeystoneIdentity.objects.get_or_create(user=pi, defaults={
+        "keystone_user_id": f"ks-{pi.pk}", "keystone_username": pi.email, "encrypted_password": crypto.encrypt("x")})
+    # Keystone faked at the gateway; the live server runs in this process.
+    monkeypatch.setattr("portal.cloud.identity.app_credential_create",
+                        lambda **kw: SimpleNamespace(id="cred-browser", name=kw["name"], secret="the-one-time-secret"))
+    monkeypatch.setattr("portal.cloud.identity.cloud_endpoint_get", lambda: SimpleNamespace(
+        auth_url="http://127.0.0.1:5000/v3", region_name="", interface="public", identity_api_version="3"))
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    sign_in(page, pi)
+    page.goto("/credentials/")
+    page.get_by_label("Allocation (OpenStack project)").select_option(str(allocation.pk))
+    page.get_by_label("Name").fill("laptop")
+    page.get_by_role("button", name="Create").click()
+
+    assert page.get_by_test_id("credential-secret").inner_text() == "the-one-time-secret"
+    page.get_by_role("button", name="Copy").click()
+    page.get_by_role("button", name="Copied").wait_for()
+    assert page.evaluate("navigator.clipboard.readText()") == "the-one-time-secret"
+    screenshot("created")
+
+    link = page.get_by_role("link", name="Download openrc.sh")
+    url = link.get_attribute("href")
+    with page.expect_download() as download:
+        link.click()
+    assert "the-one-time-secret" in open(download.value.path()).read()
+    assert page.request.get(url).status == 404  # used
+
+    page.goto("/credentials/")
+    assert page.get_by_test_id("credential-secret").count() == 0
+    assert "the-one-time-secret" not in page.content()
