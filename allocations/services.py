@@ -174,6 +174,8 @@ def allocation_add_sus(*, allocation: Allocation, sus: Decimal, by, note: str = 
                                                note=single_line(note)[:255] or f"Supplement by {by}", user=by,
                                                idempotency_key=key or None)
     except IntegrityError:
+        if not key:
+            raise
         raise ValidationError(ALREADY_ADDED) from None
     allocation.awarded_sus = (allocation.awarded_sus or Decimal(0)) + sus
     allocation.save(update_fields=["awarded_sus", "updated_at"])
