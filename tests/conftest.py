@@ -13,8 +13,10 @@ def _clean_cloud_connections():
     """Connections are cached per process; tests that switch clouds must not share them."""
     yield
     from portal.cloud.connection import connection_cache_clear
+    from tests import cloud_sdk
 
     connection_cache_clear()
+    cloud_sdk.connection_cache_clear()
 
 
 @pytest.fixture(autouse=True)

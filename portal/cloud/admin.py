@@ -176,7 +176,8 @@ def flavor_list_all() -> list[tuple[Flavor, bool]]:
 
 def flavor_access_projects(*, flavor_id: str) -> set[str]:
     with cloud_errors():
-        return {a.tenant_id for a in admin_connection().compute.get_flavor_access(flavor_id)}
+        return {(a.get("tenant_id") if isinstance(a, dict) else a.tenant_id) for a in
+                admin_connection().compute.get_flavor_access(flavor_id)}
 
 
 def flavor_access_add(*, flavor_id: str, project_id: str) -> None:

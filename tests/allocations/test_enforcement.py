@@ -13,12 +13,12 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def cloud(monkeypatch):
     calls = []
-    monkeypatch.setattr("portal.cloud.quotas.project_instances_quota_set",
+    monkeypatch.setattr("portal.cloud.admin.project_instances_quota_set",
                         lambda project_id, instances: calls.append(("quota", project_id, instances)))
     monkeypatch.setattr("portal.cloud.usage.server_shelve_all",
-                        lambda project_id: calls.append(("shelve", project_id)) or [])
+                        lambda scope: calls.append(("shelve", scope.project_id)) or [])
     monkeypatch.setattr("portal.cloud.usage.project_resources_delete",
-                        lambda project_id: calls.append(("delete", project_id)) or {})
+                        lambda scope: calls.append(("delete", scope.project_id)) or {})
     return calls
 
 

@@ -17,11 +17,11 @@ FLAVORS = {"m3.quad": 4, "g3.large": 16, "m3.small": 2, "r3.large": 64}
 def cloud(monkeypatch):
     """The project's servers as the gateway would report them; tests change `servers` in place."""
     servers = {}
-    monkeypatch.setattr("portal.cloud.usage.server_usage_list", lambda project_id: list(servers.values()))
+    monkeypatch.setattr("portal.cloud.usage.server_usage_list", lambda **kw: list(servers.values()))
 
-    def put(server_id, flavor, status, created=T0, created_by=""):
+    def put(server_id, flavor, status, created=T0, user_id=""):
         servers[server_id] = ServerUsage(id=server_id, name=f"vm-{server_id}", status=status, flavor_name=flavor,
-                                         vcpus=FLAVORS[flavor], created_at=created, created_by=created_by)
+                                         vcpus=FLAVORS[flavor], created_at=created, user_id=user_id)
     put.servers = servers
     return put
 
@@ -84,8 +84,9 @@ def test_a_deleted_server_stops_being_charged(allocation, cloud):
 
 
 def test_usage_is_attributed_to_the_portal_user_who_launched_it(allocation, cloud, user):
-    cloud("mine", "m3.quad", "ACTIVE", created_by=user.email)
-    cloud("cli", "m3.quad", "ACTIVE")
+    # Nova's user_id decides, not metadata (which anyone with the CLI can write)
+    cloud("mine", "m3.quad", "ACTIVE", user_id=f"ks-{user.pk}")
+    cloud("cli", "m3.quad", "ACTIVE", user_id="someone-outside")
     metering.allocation_meter(allocation=allocation, now=T0 + timedelta(hours=1))
     assert LedgerEntry.objects.get(resource_id="mine").user == user
     assert LedgerEntry.objects.get(resource_id="cli").user is None

@@ -39,7 +39,7 @@ def test_detail_shows_members_usage_chart_and_ledger(user_client, allocation, us
 
 def test_quota_panel_reads_the_cloud_through_the_gateway(user_client, allocation, monkeypatch):
     monkeypatch.setattr("portal.cloud.quotas.project_quota_usage",
-                        lambda project_id: [QuotaUse("vCPUs", 12, 150), QuotaUse("Floating IPs", 1, 10)])
+                        lambda scope: [QuotaUse("vCPUs", 12, 150), QuotaUse("Floating IPs", 1, 10)])
     body = user_client.get(reverse("allocations:quota", args=[allocation.pk]), HTTP_HX_REQUEST="true").content.decode()
     assert "12 of 150" in body and "Floating IPs" in body
 

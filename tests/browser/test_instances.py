@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from portal.cloud.connection import connection_get
+from tests.cloud_sdk import connection_get
 from tests.factories import PASSWORD
 from tests.instances.integration_support import devcloud_ready, instances_allocation  # noqa: F401
 

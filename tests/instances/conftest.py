@@ -27,6 +27,12 @@ NETWORKS = [network.Network("net-1", "private", False, False, "proj-1", ("sub-1"
             network.Network("net-pub", "public", True, False, "admin", ("sub-pub",))]
 
 
+def fake_service_identity():
+    from portal.cloud.connection import Identity
+
+    return Identity(key="service", username="portal-service", password="x")
+
+
 class FakeCloud:
     def __init__(self, project_id: str = "proj-1"):
         self.project_id = project_id
@@ -42,10 +48,15 @@ class FakeCloud:
         self.clock += timedelta(seconds=1)
         return self.clock
 
+    @staticmethod
+    def user_of(scope) -> str:
+        return scope.identity.key.removeprefix("user:")
+
     def add(self, name: str, *, status: str = "ACTIVE", flavor: Flavor = FLAVORS[0], metadata=None,
-            project_id: str | None = None) -> Server:
+            project_id: str | None = None, user_id: str = "cli-user") -> Server:
         sid = f"srv-{next(self.ids):04d}"
         server = Server(id=sid, name=name, status=status, task_state="", project_id=project_id or self.project_id,
+                        user_id=user_id,
                         flavor=flavor, image_id="img-ubuntu",
                         addresses=(Address("private", f"10.0.0.{len(self.servers) + 10}", "fixed"),),
                         metadata=dict(metadata or {}), key_name="", security_groups=("default",), volume_ids=(),
@@ -57,12 +68,12 @@ class FakeCloud:
         self.servers[server_id] = replace(self.servers[server_id], updated_at=self.tick(), **changes)
 
     # --- gateway fakes ---
-    def server_list(self, *, project_id, changes_since=None, name=None):
+    def server_list(self, *, scope, changes_since=None, name=None):
         self.calls["server_list"] += 1
         for sid, s in list(self.servers.items()):
             if s.status == "BUILD" and s.metadata.get(compute.META_REQUEST):
                 self.set(sid, status=self.build_status, fault=self.fault if self.build_status == "ERROR" else "")
-        result = [s for s in self.servers.values() if s.project_id == project_id]
+        result = [s for s in self.servers.values() if s.project_id == scope.project_id]
         if changes_since is not None:
             result = [s for s in result if s.updated_at >= changes_since]
         else:
@@ -71,7 +82,7 @@ class FakeCloud:
             result = [s for s in result if s.name.startswith(name.lstrip("^"))]
         return result
 
-    def server_get(self, *, project_id, server_id):
+    def server_get(self, *, scope, server_id):
         self.calls["server_get"] += 1
         s = self.servers.get(server_id)
         if s is None or s.status == "DELETED":
@@ -79,26 +90,27 @@ class FakeCloud:
             raise NotFound()
         return s
 
-    def server_create(self, *, project_id, name, flavor_id, metadata, **kwargs):
+    def server_create(self, *, scope, name, flavor_id, metadata, **kwargs):
         self.calls["server_create"] += 1
         flavor = next(f for f in FLAVORS if f.id == flavor_id)
-        return self.add(name, status="BUILD", flavor=flavor, metadata=metadata, project_id=project_id)
+        return self.add(name, status="BUILD", flavor=flavor, metadata=metadata, project_id=scope.project_id,
+                        user_id=self.user_of(scope))
 
-    def server_delete(self, *, project_id, server_id):
+    def server_delete(self, *, scope, server_id):
         self.calls["server_delete"] += 1
         if server_id in self.servers:
             self.set(server_id, status="DELETED")
 
-    def server_resize(self, *, project_id, server_id, flavor_id):
+    def server_resize(self, *, scope, server_id, flavor_id):
         # like the one-host devcloud without allow_resize_to_same_host: Nova logs an error, stays ACTIVE
         self.calls["server_resize"] += 1
         self.events.append(compute.ServerEvent("resize", "req-1", "Error", self.tick()))
         self.set(server_id, status="ACTIVE")
 
-    def server_event_list(self, *, project_id, server_id):
+    def server_event_list(self, *, scope, server_id):
         return list(reversed(self.events))
 
-    def server_action(self, *, project_id, server_id, action):
+    def server_action(self, *, scope, server_id, action):
         self.calls[f"action:{action}"] += 1
         after = {"stop": "SHUTOFF", "start": "ACTIVE", "suspend": "SUSPENDED", "resume": "ACTIVE",
                  "shelve": "SHELVED_OFFLOADED", "unshelve": "ACTIVE", "reboot_soft": "ACTIVE"}
@@ -122,7 +134,9 @@ def cloud(monkeypatch):
         return fn
 
     monkeypatch.setattr(compute, "flavor_list", counted("flavor_list", FLAVORS))
-    monkeypatch.setattr(compute, "keypair_ensure", lambda **kw: compute.Keypair(kw["name"], "fp", kw["public_key"]))
+    monkeypatch.setattr(compute, "keypair_get", lambda **kw: None)
+    monkeypatch.setattr(compute, "keypair_create", lambda **kw: compute.Keypair(kw["name"], "fp", kw["public_key"]))
+    monkeypatch.setattr("portal.cloud.connection.service_identity", fake_service_identity)
     monkeypatch.setattr(image, "image_list", counted("image_list", IMAGES))
     monkeypatch.setattr(network, "network_list", counted("network_list", NETWORKS))
     monkeypatch.setattr(network, "security_group_list", counted("security_group_list", [
@@ -137,7 +151,7 @@ def cloud(monkeypatch):
 
 @pytest.fixture
 def allocation(db, user):
-    return make_allocation(pi=user, project_id="proj-1")
+    return make_allocation(pi=user, project_id="proj-1", kind="research_gpu")
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.urls import reverse
 
 from instances.models import CloudAction, LaunchRequest
-from portal.cloud.connection import connection_get
+from tests.cloud_sdk import connection_get
 from tests.fixtures.celery_worker import wait_for
 
 
@@ -19,7 +19,7 @@ def nova_servers(project_id: str) -> list:
 def launch_via_form(client, allocation, **fields) -> LaunchRequest:
     """Post the launch form as a user would and return the request it made."""
     flavor_name = fields.pop("flavor")
-    flavor = next(f for f in connection_get().compute.flavors(details=True) if f.name == flavor_name)
+    flavor = next(f for f in connection_get().compute.flavors(details=True, is_public=None) if f.name == flavor_name)
     image_name = fields.pop("image", "Featured-Ubuntu24")
     image = connection_get().image.find_image(image_name, ignore_missing=False) if image_name else None
     data = {"project": allocation.pk, "name": "node", "image": image.id if image else "", "flavor": flavor.id,
@@ -82,40 +82,59 @@ def devcloud_ready():
     return True
 
 
-@pytest.fixture
-def instances_allocation(devcloud, transactional_db):
-    """An active allocation mapped to a fresh Keystone project where the portal's user is admin.
-
-    Made directly (not through the allocations worker) so it is safe next to a running worker."""
+def provision_directly(*, pi, kind: str, title: str, sus: int = 10000, members=()):
+    """An allocation provisioned in-process through the portal's own provisioning (project, quotas,
+    flavor access by kind, the PI's Keystone user with the member role, the service user as member),
+    without the allocations worker, so it is safe next to a running session worker."""
     from datetime import timedelta
 
     from django.utils import timezone
 
+    from allocations import provisioning
     from allocations.models import Allocation, LedgerEntry, Membership
-    from tests.factories import UserFactory
+    from portal import services as portal_services
 
-    conn = connection_get()
-    project = conn.identity.create_project(name=f"inst-test-{uuid.uuid4().hex[:8]}", domain_id="default")
-    admin_user = conn.identity.find_user(conn.current_user_id) if hasattr(conn, "current_user_id") else None
-    admin_user = admin_user or conn.identity.find_user("admin", domain_id="default")
-    for role in ("admin", "member"):
-        conn.identity.assign_project_role_to_user(project, admin_user, conn.identity.find_role(role))
-    conn.set_compute_quotas(project.id, instances=30, cores=200, ram=1024 * 1024)
-    pi = UserFactory()
     today = timezone.localdate()
     allocation = Allocation.objects.create(
-        title="Instances test", pi=pi, kind="research_gpu", justification="Tests.", requested_sus=10000,
-        awarded_sus=10000, start_date=today - timedelta(days=1), end_date=today + timedelta(days=365),
-        status="active", openstack_project_id=project.id, openstack_project_name=project.name)
-    Membership.objects.create(allocation=allocation, user=pi, role="pi", keystone_role_granted=True)
-    LedgerEntry.objects.create(allocation=allocation, kind="award", sus=10000, note="award")
-    yield allocation
-    try:
-        from tests.integration.conftest import cleanup_project
+        title=title, pi=pi, kind=kind, justification="Tests.", requested_sus=sus, awarded_sus=sus,
+        start_date=today - timedelta(days=1), end_date=today + timedelta(days=365), status="approved",
+        openstack_project_name=f"inst-test-{uuid.uuid4().hex[:8]}")
+    Membership.objects.create(allocation=allocation, user=pi, role="pi")
+    for member in members:
+        Membership.objects.create(allocation=allocation, user=member, role="member")
+    LedgerEntry.objects.create(allocation=allocation, kind="award", sus=sus, note="award")
+    operation = portal_services.operation_create(kind="allocation.provision", target=f"allocation:{allocation.pk}")
+    provisioning.allocation_provision(operation=operation)
+    allocation.refresh_from_db()
+    return allocation
 
-        for image in conn.image.images(owner=project.id):
+
+def remove_directly(allocation) -> None:
+    """Delete what a test made in the allocation's project, the project and its people's Keystone users."""
+    from allocations.models import KeystoneIdentity
+    from tests.integration.conftest import cleanup_project
+
+    conn = connection_get()
+    project_id = allocation.openstack_project_id
+    try:
+        for image in conn.image.images(owner=project_id):
             conn.image.delete_image(image, ignore_missing=True)
-        problems = cleanup_project(conn, project.id)
+        problems = cleanup_project(conn, project_id)
         assert not problems, problems
     finally:
-        conn.identity.delete_project(project, ignore_missing=True)
+        conn.identity.delete_project(project_id, ignore_missing=True)
+        for ks in KeystoneIdentity.objects.filter(user__memberships__allocation=allocation):
+            conn.identity.delete_user(ks.keystone_user_id, ignore_missing=True)
+
+
+@pytest.fixture
+def instances_allocation(devcloud, transactional_db):
+    """An active research-GPU allocation provisioned for real: the portal acts in its project as
+    the PI's own Keystone user (member role), never as admin."""
+    from tests.factories import UserFactory
+
+    allocation = provision_directly(pi=UserFactory(), kind="research_gpu", title="Instances test")
+    connection_get().set_compute_quotas(allocation.openstack_project_id, instances=30, cores=200,
+                                        ram=1024 * 1024)
+    yield allocation
+    remove_directly(allocation)

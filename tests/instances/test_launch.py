@@ -47,6 +47,15 @@ def test_bad_input_gets_a_form_error_and_creates_nothing(user_client, cloud, all
     assert cloud.calls["server_create"] == 0
 
 
+def test_a_flavor_the_allocation_kind_does_not_allow_is_refused(user_client, cloud, allocation):
+    # Nova would not even list g3 to a CPU project; the portal refuses it too, in words
+    allocation.kind = "research_cpu"
+    allocation.save()
+    response = post(user_client, allocation, flavor="f-g3-small")
+    assert "g3.small is not available to Research (CPU) allocations" in response.content.decode()
+    assert not LaunchRequest.objects.exists() and cloud.calls["server_create"] == 0
+
+
 def test_launch_the_balance_cannot_carry_shows_the_shortfall(user_client, cloud, allocation):
     response = post(user_client, allocation, flavor="f-g3-xl", count=10)
     assert "SUs short" in response.content.decode()
@@ -81,7 +90,7 @@ def test_provisioning_makes_every_server_tagged_and_succeeds(cloud, allocation, 
     servers = [s for s in cloud.servers.values() if s.status == "ACTIVE"]
     assert sorted(s.name for s in servers) == ["node-1", "node-2", "node-3"]
     assert {s.metadata[compute.META_REQUEST] for s in servers} == {str(row.idempotency_key)}
-    assert {s.metadata[compute.META_CREATED_BY] for s in servers} == {user.email}
+    assert {s.user_id for s in servers} == {f"ks-{user.pk}"}  # made as the person's own Keystone user
     assert row.instances.count() == 3
 
 

@@ -14,7 +14,7 @@ def vol(vid, status="available", attachments=()):
 
 
 def test_dashboard_counts_instances_volumes_and_what_is_building(user_client, cloud, allocation, monkeypatch):
-    monkeypatch.setattr("instances.selectors.project_quotas", lambda allocation: {"instances": 10, "volumes": 5,
+    monkeypatch.setattr("instances.selectors.project_quotas", lambda **kw: {"instances": 10, "volumes": 5,
                                                                                   "floating_ips": 2})
     cloud.add("a")
     cloud.add("b", status="BUILD")

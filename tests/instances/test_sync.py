@@ -4,9 +4,10 @@ from portal.cloud import compute
 
 
 def test_first_sync_mirrors_every_server_with_its_creator(cloud, allocation, user):
-    # given a server made by the portal for this user and one made with the CLI
-    cloud.add("made-here", metadata={compute.META_CREATED_BY: user.email})
-    cloud.add("made-by-cli")
+    # given a server Nova says this user's Keystone identity made, and one made by someone else with
+    # the CLI who wrote this user's email into its metadata (metadata decides nothing)
+    cloud.add("made-here", user_id=f"ks-{user.pk}")
+    cloud.add("made-by-cli", metadata={"portal:created_by": user.email})
     # when
     result = project_sync(allocation=allocation)
     # then

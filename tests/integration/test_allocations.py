@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from allocations import charging, enforcement, metering
 from allocations.models import Allocation, KeystoneIdentity, LedgerEntry
+from allocations.scopes import service_scope
 from portal.cloud import usage
-from portal.cloud.connection import connection_get
+from tests.cloud_sdk import connection_get
 from tests.factories import UserFactory
 from tests.fixtures.celery_worker import wait_for
 from tests.fixtures.cloud_allocations import remove_project
@@ -100,7 +101,7 @@ def test_credentials_page_clouds_yaml_works_with_openstacksdk_on_the_same_projec
         image_id=conn.image.find_image("Featured-Ubuntu24", ignore_missing=False).id, networks="none")
     conn.compute.wait_for_server(server, status="ACTIVE", wait=120, interval=1)
 
-    seen_by_portal = {s.id for s in usage.server_usage_list(project_id=cloud_allocation.openstack_project_id)}
+    seen_by_portal = {s.id for s in usage.server_usage_list(scope=service_scope(allocation=cloud_allocation))}
     assert {s.id for s in conn.compute.servers()} == seen_by_portal == {server.id}
     conn.close()
 
@@ -108,7 +109,7 @@ def test_credentials_page_clouds_yaml_works_with_openstacksdk_on_the_same_projec
 @pytest.mark.django_db
 def test_meter_charges_real_servers_by_flavor_and_state(cloud_allocation):
     server = boot(cloud_allocation.openstack_project_id, "m3.quad", "quad")
-    created = usage.server_usage_list(project_id=cloud_allocation.openstack_project_id)[0].created_at
+    created = usage.server_usage_list(scope=service_scope(allocation=cloud_allocation))[0].created_at
 
     metering.allocation_meter(allocation=cloud_allocation, now=created + timedelta(hours=10))
     assert cloud_allocation.balance() == Decimal(10000 - 40)

@@ -4,10 +4,10 @@ import uuid
 import pytest
 from django.urls import reverse
 
+from allocations.models import KeystoneIdentity
 from instances.models import Instance, LaunchRequest
 from instances.services import project_sync
-from portal.cloud import placement
-from portal.cloud.connection import connection_get
+from tests.cloud_sdk import connection_get
 from tests.fixtures.celery_worker import wait_for
 
 from tests.instances.integration_support import (act, instances_allocation, launch_via_form, nova, nova_servers,
@@ -58,9 +58,12 @@ def test_launch_one_and_three_cpu_and_one_vgpu_instance_through_the_web_ui(
     servers = {s.name: s for s in nova_servers(pid)}
     assert sorted(servers) == ["gpu", "single", "trio-1", "trio-2", "trio-3"]
     assert all(s.status == "ACTIVE" for s in servers.values())
-    assert servers["trio-2"].metadata["portal:created_by"] == instances_allocation.pi.email
+    # made as the PI's own Keystone user, so the CLI and Nova's records name them
+    pi_keystone = KeystoneIdentity.objects.get(user=instances_allocation.pi).keystone_user_id
+    assert {s.user_id for s in servers.values()} == {pi_keystone}
     # the vGPU instance really holds a VGPU in Placement
-    assert placement.consumer_resource_total(consumer_id=servers["gpu"].id, resource_class="VGPU") == 1
+    held = connection_get().placement.get(f"/allocations/{servers['gpu'].id}", microversion="1.28").json()
+    assert sum(a["resources"].get("VGPU", 0) for a in held["allocations"].values()) == 1
     page = member_client.get(reverse("instances:list")).content.decode()
     assert page.count('data-testid="instance-row"') == 5 and "1/5 of an A100" in page
 
