@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from . import admin_forms, services
-from .models import (Allocation, AllocationStatus, ApplicationCredential, Cloud, FlavorFamilyRate,
+from .models import (Allocation, AllocationStatus, ApplicationCredential, Cloud, FlavorFamilyRate, KindFlavorAccess,
                      KeystoneIdentity, LedgerEntry, Membership)
 
 
@@ -227,3 +227,17 @@ class KeystoneIdentityAdmin(ReadOnlyModelAdmin):
 class ApplicationCredentialAdmin(ReadOnlyModelAdmin):  # made and deleted by their owner, in Keystone too
     list_display = ("name", "user", "allocation", "expires_at", "created_at")
     search_fields = ("name", "user__email")
+
+
+@admin.register(KindFlavorAccess)
+class KindFlavorAccessAdmin(admin.ModelAdmin):
+    """Which flavors each allocation kind may boot; saving opens/closes private flavors in Nova
+    for every project of that kind (a task, on commit)."""
+
+    list_display = ("kind", "flavors")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        services.flavor_access_apply(kind=obj.kind)
+        self.message_user(request, f"Flavor access is being applied to every {obj.get_kind_display()} project.",
+                          messages.INFO)

@@ -161,15 +161,14 @@ def projects_isolate(*, allocations) -> list[str]:
     """Bring projects made by an older portal under the isolation rule: the portal's users lose
     any admin role there, the service user gets member, members their own member role, and
     flavors follow the kind. Returns a line per project."""
-    admin_user = admin.user_find(name=_admin_username(), domain=settings.PORTAL_KEYSTONE_DOMAIN)
+    admin_user_id = admin.admin_user_id()
     report = []
     for allocation in allocations:
         project_id = allocation.openstack_project_id
         removed = []
-        if admin_user is not None:
-            for role in ("admin", settings.PORTAL_MEMBER_ROLE, "reader"):
-                if admin.role_revoke(project_id=project_id, user_id=admin_user.id, role=role):
-                    removed.append(f"{role} of {admin_user.name}")
+        for role in ("admin", settings.PORTAL_MEMBER_ROLE, "reader"):
+            if admin.role_revoke(project_id=project_id, user_id=admin_user_id, role=role):
+                removed.append(f"the cloud admin's {role} role")
         service_user_grant(project_id=project_id)
         for membership in allocation.memberships.select_related("user"):
             membership_grant(membership=membership)
@@ -177,10 +176,3 @@ def projects_isolate(*, allocations) -> list[str]:
         report.append(f"{allocation.openstack_project_name or project_id}: removed {', '.join(removed) or 'nothing'};"
                       f" flavors opened {flavors['added'] or 'none'}, closed {flavors['removed'] or 'none'}")
     return report
-
-
-def _admin_username() -> str:
-    from openstack import config as os_config
-
-    cfg = os_config.OpenStackConfig(config_files=[settings.OS_CLIENT_CONFIG_FILE]).get_one(cloud=settings.OS_CLOUD)
-    return cfg.auth.get("username", "admin")

@@ -256,3 +256,10 @@ def membership_remove(*, membership: Membership, by) -> None:
     membership.delete()
     if project_id:
         transaction.on_commit(lambda: tasks.revoke_membership.delay(project_id, user_id))
+
+
+def flavor_access_apply(*, kind: str) -> None:
+    """After the kind's flavor rule changed: re-apply it to the kind's projects, on commit."""
+    from . import tasks
+
+    transaction.on_commit(lambda: tasks.sync_flavor_access.delay(kind))

@@ -59,3 +59,14 @@ def meter_allocations() -> int:
 @shared_task(acks_late=True)
 def enforce_allocations() -> dict:
     return enforcement.allocations_enforce(now=timezone.now())
+
+
+@shared_task(**CLOUD_RETRY)
+def sync_flavor_access(kind: str) -> int:
+    """Open/close private flavors for every project of this allocation kind."""
+    from .models import METERED_STATUSES
+
+    allocations = Allocation.objects.filter(kind=kind, status__in=METERED_STATUSES).exclude(openstack_project_id="")
+    for allocation in allocations:
+        provisioning.allocation_flavor_access_sync(allocation=allocation)
+    return allocations.count()

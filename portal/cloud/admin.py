@@ -52,6 +52,12 @@ def admin_project_id() -> str:
         return admin_connection().current_project_id
 
 
+def admin_user_id() -> str:
+    """The Keystone user of the admin credentials (an older portal also acted in projects as it)."""
+    with cloud_errors():
+        return admin_connection().current_user_id
+
+
 def project_ensure(*, name: str, description: str, domain: str) -> Project:
     """The project named `name`, created if it does not exist (safe to retry)."""
     with cloud_errors():

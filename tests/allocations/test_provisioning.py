@@ -1,0 +1,65 @@
+"""Provisioning with the admin gateway faked at portal.cloud.admin: roles and flavor access."""
+import pytest
+
+from allocations import provisioning
+from allocations.models import KindFlavorAccess
+from portal.cloud.compute import Flavor
+from tests.fixtures.allocations import make_allocation
+
+pytestmark = pytest.mark.django_db
+
+FLAVORS = [(Flavor("f-m3", "m3.small", 2, 6144, 20), True), (Flavor("f-g3s", "g3.small", 4, 15360, 60), False),
+           (Flavor("f-g3xl", "g3.xl", 32, 128000, 60), False), (Flavor("f-r3", "r3.large", 64, 512000, 60), False)]
+
+
+@pytest.fixture
+def nova(monkeypatch):
+    """Flavor access as Nova keeps it: flavor id -> set of project ids."""
+    access = {"f-g3s": set(), "f-g3xl": set(), "f-r3": set()}
+    monkeypatch.setattr("portal.cloud.admin.flavor_list_all", lambda: FLAVORS)
+    monkeypatch.setattr("portal.cloud.admin.flavor_access_projects", lambda flavor_id: set(access[flavor_id]))
+    monkeypatch.setattr("portal.cloud.admin.flavor_access_add",
+                        lambda flavor_id, project_id: access[flavor_id].add(project_id))
+    monkeypatch.setattr("portal.cloud.admin.flavor_access_remove",
+                        lambda flavor_id, project_id: access[flavor_id].discard(project_id))
+    return access
+
+
+@pytest.mark.parametrize("kind, opened", [
+    ("research_cpu", set()), ("research_gpu", {"f-g3s", "f-g3xl"}), ("large_memory", {"f-r3"}),
+    ("education", {"f-g3s"})])
+def test_private_flavors_are_opened_to_a_project_by_its_allocation_kind(nova, kind, opened):
+    allocation = make_allocation(kind=kind, project_id="p-1")
+    provisioning.allocation_flavor_access_sync(allocation=allocation)
+    assert {f for f, projects in nova.items() if "p-1" in projects} == opened
+
+
+def test_an_edited_rule_closes_what_it_no_longer_allows(nova):
+    allocation = make_allocation(kind="research_gpu", project_id="p-1")
+    provisioning.allocation_flavor_access_sync(allocation=allocation)
+    KindFlavorAccess.objects.filter(kind="research_gpu").update(flavors="m3.*, g3.small")
+    done = provisioning.allocation_flavor_access_sync(allocation=allocation)
+    assert done == {"added": [], "removed": ["g3.xl"]}
+    assert "p-1" not in nova["f-g3xl"] and "p-1" in nova["f-g3s"]
+
+
+def test_the_service_user_gets_member_and_loses_any_admin_role(monkeypatch):
+    calls = []
+    monkeypatch.setattr("portal.cloud.identity.service_user_id", lambda: "svc")
+    monkeypatch.setattr("portal.cloud.admin.role_grant", lambda **kw: calls.append(("grant", kw["role"])))
+    monkeypatch.setattr("portal.cloud.admin.role_revoke", lambda **kw: calls.append(("revoke", kw["role"])) or True)
+    provisioning.service_user_grant(project_id="p-1")
+    assert calls == [("grant", "member"), ("revoke", "admin")]
+
+
+def test_saving_a_kind_rule_in_admin_reapplies_it_on_commit(client, staff_user, django_capture_on_commit_callbacks,
+                                                            monkeypatch):
+    sent = []
+    monkeypatch.setattr("allocations.tasks.sync_flavor_access.delay", lambda kind: sent.append(kind))
+    client.force_login(staff_user)
+    rule = KindFlavorAccess.objects.get(kind="education")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/admin/allocations/kindflavoraccess/{rule.pk}/change/", {"kind": "education",
+                                                                               "flavors": "m3.*, g3.medium"})
+    assert KindFlavorAccess.objects.get(kind="education").patterns == ["m3.*", "g3.medium"]
+    assert sent == ["education"]
