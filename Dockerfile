@@ -10,7 +10,9 @@ COPY requirements.lock pyproject.toml README.md ./
 RUN pip install --no-cache-dir -r requirements.lock
 COPY . .
 RUN pip install --no-cache-dir --no-deps -e . \
- && DJANGO_SECRET_KEY=build-only DJANGO_ALLOWED_HOSTS=localhost python manage.py collectstatic --noinput -v0 \
+ && DJANGO_SECRET_KEY=build-only DJANGO_ALLOWED_HOSTS=localhost \
+    PORTAL_ENCRYPTION_KEYS=$(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
+    python manage.py collectstatic --noinput -v0 \
  && useradd --system --home /app portal && chown -R portal /app
 USER portal
 EXPOSE 8000

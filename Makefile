@@ -48,6 +48,7 @@ migrate: setup
 demo: migrate
 	$(BIN)/python manage.py ensure_demo_admin
 	@if [ -n "$(USE_DEVCLOUD)" ]; then $(BIN)/python manage.py ensure_demo_allocation; fi
+	@if [ -n "$(USE_DEVCLOUD)" ]; then $(BIN)/python manage.py isolate_projects; fi
 
 run: demo
 	@PORTAL_CLOUD_QUEUE=$(PORTAL_CLOUD_QUEUE) scripts/run.sh

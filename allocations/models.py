@@ -196,7 +196,7 @@ class KeystoneIdentity(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="keystone")
     keystone_user_id = models.CharField(max_length=64, unique=True)
     keystone_username = models.CharField(max_length=255)
-    # Encrypted with a key derived from SECRET_KEY; used only to mint application credentials.
+    # Encrypted with PORTAL_ENCRYPTION_KEYS (portal.crypto); the portal signs in as this user to act for them.
     encrypted_password = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -11,7 +11,6 @@ import statistics
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,15 +39,6 @@ def median_time(fn, runs: int) -> float:
     return statistics.median(times)
 
 
-def make_project(conn):
-    project = conn.identity.create_project(name=f"bench-{uuid.uuid4().hex[:8]}", domain_id="default")
-    admin_user = conn.identity.find_user("admin", domain_id="default")
-    for role in ("admin", "member"):
-        conn.identity.assign_project_role_to_user(project, admin_user, conn.identity.find_role(role))
-    conn.set_compute_quotas(project.id, instances=N + 20, cores=(N + 20) * 2, ram=(N + 20) * 4096)
-    return project
-
-
 def boot(conn_p, name: str, count: int):
     flavor = conn_p.compute.find_flavor("m3.tiny", ignore_missing=False)
     image = conn_p.image.find_image("Featured-Ubuntu24", ignore_missing=False)
@@ -67,29 +57,25 @@ def wait_active(conn_p, count: int, timeout: float = 600):
 
 
 def main():
-    from allocations.models import Allocation, LedgerEntry, Membership
     from instances.services import project_sync
-    from portal.cloud.connection import connection_get
+    from tests.cloud_sdk import connection_get
     from tests.factories import UserFactory
+    from tests.instances.integration_support import provision_directly, remove_directly
 
     setup_test_environment()
     old = setup_databases(verbosity=0, interactive=False)
     admin = connection_get()
-    project = make_project(admin)
+    # Provisioned as the portal does it: the PI's and the service user's member roles, no admin.
+    user = UserFactory(username="bench")
+    allocation = provision_directly(pi=user, kind="research_cpu", title="Bench", sus=10**6)
+    admin.set_compute_quotas(allocation.openstack_project_id, instances=N + 20, cores=(N + 20) * 2,
+                             ram=(N + 20) * 4096)
     try:
-        conn_p = connection_get(project_id=project.id)
-        print(f"booting {N} servers in project {project.name} ...", flush=True)
+        conn_p = connection_get(project_id=allocation.openstack_project_id)
+        print(f"booting {N} servers in project {allocation.openstack_project_name} ...", flush=True)
         for start in range(0, N, 50):
             boot(conn_p, f"bench-{start // 50}", min(50, N - start))
         wait_active(conn_p, N)
-        user = UserFactory(username="bench")
-        from datetime import date, timedelta
-        allocation = Allocation.objects.create(
-            title="Bench", pi=user, kind="research_cpu", justification="bench", requested_sus=10**6,
-            awarded_sus=10**6, start_date=date.today(), end_date=date.today() + timedelta(days=30), status="active",
-            openstack_project_id=project.id)
-        Membership.objects.create(allocation=allocation, user=user, role="pi")
-        LedgerEntry.objects.create(allocation=allocation, kind="award", sus=10**6)
         project_sync(allocation=allocation, full=True)
         client = Client()
         client.force_login(user)
@@ -128,9 +114,7 @@ def main():
               f"(sync interval {settings.PORTAL_SYNC_INTERVAL:.0f} s)")
         print(f"page/bare ratio: {page / bare:.3f}")
     finally:
-        from portal.cloud import usage
-        usage.project_resources_delete(project_id=project.id)
-        admin.identity.delete_project(project)
+        remove_directly(allocation)
         from django.db import connections
         connections.close_all()
         teardown_databases(old, verbosity=0)

@@ -287,3 +287,32 @@ def test_flavors_follow_the_allocation_kind_in_nova(devcloud):
     finally:
         remove_directly(cpu)
         remove_directly(gpu)
+
+
+def test_isolate_projects_takes_the_admin_role_out_of_projects_an_older_portal_made(devcloud):
+    """An older portal granted its admin user admin (and member) in every allocation project and gave
+    every flavor to everyone; the command brings such a project under the rule."""
+    from django.core.management import call_command
+
+    allocation = provision_directly(pi=UserFactory(), kind="research_cpu", title="Old lab")
+    admin = connection_get()
+    project_id = allocation.openstack_project_id
+    admin_user = admin.current_user_id
+    for role in ("admin", "member"):
+        admin.identity.assign_project_role_to_user(project_id, admin_user, admin.identity.find_role(role))
+    g3 = admin.compute.find_flavor("g3.small", ignore_missing=False, is_public=None)
+    admin.compute.flavor_add_tenant_access(g3, project_id)
+    try:
+        call_command("isolate_projects")
+
+        def roles(user_id):
+            return {a.role["name"] for a in admin.identity.role_assignments(
+                scope_project_id=project_id, user_id=user_id, include_names=True)}
+
+        assert roles(admin_user) == set()
+        service_user = connection_get(project_id=project_id).current_user_id
+        assert "member" in roles(service_user) and "admin" not in roles(service_user)
+        assert "member" in roles(KeystoneIdentity.objects.get(user=allocation.pi).keystone_user_id)
+        assert project_id not in {a["tenant_id"] for a in admin.compute.get_flavor_access(g3)}
+    finally:
+        remove_directly(allocation)
