@@ -69,3 +69,23 @@ def test_a_security_group_or_public_ip_of_another_project_cannot_be_deleted(user
     user_client.post(reverse("instances:floating_ip_delete", args=["fip-elsewhere"]), {"project": allocation.pk})
     user_client.post(reverse("instances:security_group_delete", args=["sg-mine"]), {"project": allocation.pk})
     assert deleted == ["sg-mine"]
+
+
+def test_an_action_that_does_not_apply_to_a_volume_is_refused_before_any_row(user_client, cloud, allocation):
+    # "create" on an existing volume used to leave a CloudAction running forever and block the volume
+    volumes_upsert(allocation=allocation, volumes=[vol("v1")])
+    volume = Volume.objects.get(volume_id="v1")
+    for action in ("create", "explode"):
+        page = user_client.post(reverse("instances:volume_act", args=[volume.pk, action]), follow=True)
+        assert "There is no such action for a volume" in page.content.decode()
+    assert not CloudAction.objects.exists()
+
+
+def test_a_disabled_allocation_refuses_new_volumes_with_words(user_client, cloud, allocation):
+    from django.utils import timezone
+
+    allocation.status, allocation.disabled_at = "exhausted", timezone.now()
+    allocation.save()
+    page = user_client.get(reverse("instances:volume_create"), {"project": allocation.pk}, follow=True)
+    assert "nothing new can be made in it" in page.content.decode()
+    assert not CloudAction.objects.exists()
