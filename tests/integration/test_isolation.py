@@ -316,3 +316,16 @@ def test_isolate_projects_takes_the_admin_role_out_of_projects_an_older_portal_m
         assert project_id not in {a["tenant_id"] for a in admin.compute.get_flavor_access(g3)}
     finally:
         remove_directly(allocation)
+
+
+def test_a_persons_token_is_signed_for_once_and_shared_until_near_expiry(two_projects):
+    """Keystone signs a person in once per project; other processes (a web worker, a Celery worker)
+    reuse that token from the cache instead of signing in again."""
+    from portal.cloud.connection import connection_cache_clear, connection_for
+
+    a, b = two_projects
+    scope = member_scope(user=a.pi, allocation=a)
+    first = connection_for(scope).session.get_token()
+    connection_cache_clear()  # what another process starts with
+    assert connection_for(scope).session.get_token() == first
+    assert connection_for(member_scope(user=b.pi, allocation=b)).session.get_token() != first
