@@ -1,0 +1,314 @@
+"""Every URL is checked for who may use it (issue 8).
+
+The URLconf is walked with `get_resolver()`; every route it holds must be in REGISTRY below, which
+says how to build the route's URL with ids that belong to ANOTHER person's allocation and who may
+use it. Each route is then requested anonymously (sent to sign in, unless it is public) and by a
+signed-in person who is not a member of that allocation (403/404 for members-only routes; 200
+without the other's data for personal pages). After every request nothing was created, changed or
+deleted: no rows, no gateway writes, nothing read in the other's project, no Celery task, no mail.
+A route added to the URLconf without a REGISTRY entry fails `test_every_route_is_in_the_registry`.
+
+The fixtures `theirs` and `gateway` (tests/portal/conftest.py) build the other's allocation and
+record the cloud gateway (`portal.cloud.*`); no real cloud is needed.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.conf import settings
+from django.contrib.messages import constants as message_levels
+from django.contrib.messages import get_messages
+from django.core import mail
+from django.shortcuts import resolve_url
+from django.urls import URLResolver, get_resolver, resolve, reverse
+
+from allocations.models import Allocation, ApplicationCredential, KeystoneIdentity, LedgerEntry, Membership
+from instances.models import CloudAction, Instance, LaunchRequest, SSHKey, Volume
+from portal.cloud import identity
+from portal.models import Operation
+
+pytestmark = pytest.mark.django_db
+
+# --- The URLconf, walked ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str  # "namespace:name"; "(unnamed) /pattern" for a route without a name
+    pattern: str  # the full pattern, e.g. "/instances/<int:pk>/"
+    namespace: str  # "" at the top level
+    includes: tuple[str, ...]  # the URLconf modules it was included through
+
+
+def _urlconf_label(resolver: URLResolver) -> str:
+    conf = resolver.urlconf_name
+    return conf if isinstance(conf, str) else getattr(conf, "__name__", repr(conf))
+
+
+def walk(resolver=None, prefix: str = "", namespace: str = "", includes: tuple[str, ...] = ()) -> Iterator[Route]:
+    for entry in (resolver or get_resolver()).url_patterns:
+        pattern = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            inner = ":".join(n for n in (namespace, entry.namespace) if n)
+            yield from walk(entry, pattern, inner, (*includes, _urlconf_label(entry)))
+        else:
+            name = (f"{namespace}:{entry.name}" if namespace else entry.name) if entry.name else f"(unnamed) /{pattern}"
+            yield Route(name, f"/{pattern}", namespace, includes)
+
+
+# Groups that are not ours to guard route by route; each has its own check further down.
+SKIPPED: dict[str, tuple[Callable[[Route], bool], str]] = {
+    "Django admin": (
+        lambda r: r.namespace.split(":")[0] == "admin",
+        "staff-only; Django's admin_view and allauth's secure_admin_login guard every page of it "
+        "(test_admin_is_for_staff_only)"),
+    "allauth": (
+        lambda r: "allauth.urls" in r.includes,
+        "account_*, socialaccount_*, <provider>_login/_callback: sign-in, sign-up, password reset and SSO "
+        "pages, meant for anonymous visitors (test_the_sign_in_page_is_open)"),
+    "static files": (
+        lambda r: r.pattern.startswith("/" + settings.STATIC_URL.lstrip("/")),
+        "public assets (served by WhiteNoise, not the URLconf, unless DEBUG adds them)"),
+}
+
+
+def guarded_routes() -> dict[str, Route]:
+    return {r.name: r for r in walk() if not any(skip(r) for skip, _ in SKIPPED.values())}
+
+
+# --- Who may use each route ---------------------------------------------------------------------
+
+MEMBERS = "members of the allocation the ids belong to (or the person who owns the row)"  # outsider: 403/404
+PERSONAL = "any signed-in person, about their own things"  # outsider: 200 without the other's data
+PUBLIC = "anyone, signed in or not"
+
+
+@dataclass(frozen=True)
+class Access:
+    who: str
+    url: Callable  # (Theirs) -> str, with the other allocation's ids
+    methods: tuple[str, ...] = ("GET",)  # what the signed-in non-member tries
+    data: Callable = lambda o: {}  # a POST body that would work for a member
+    why: str = ""  # required for PUBLIC and PERSONAL
+    statuses: dict = field(default_factory=dict)  # PUBLIC: method -> allowed status codes
+    leak: str = ""  # a known leak to a non-member: the case is xfail(strict=True) until it is fixed
+
+
+GET, POST, GET_POST = ("GET",), ("POST",), ("GET", "POST")
+
+
+def url(name: str, *ids: Callable) -> Callable:
+    return lambda o: reverse(name, args=[get(o) for get in ids])
+
+
+def in_project(name: str, extra: str = "") -> Callable:
+    """A page that picks its allocation from `?project=`: point it at the other's."""
+    return lambda o: f"{reverse(name)}?project={o.allocation.pk}{extra}"
+
+
+REGISTRY: dict[str, Access] = {
+    "dashboard": Access(PERSONAL, url("dashboard"), GET_POST, why="the person's own projects, launches, actions"),
+    "healthz": Access(PUBLIC, url("healthz"), GET_POST, statuses={"GET": (200, 503), "POST": (405,)},
+                      why="load balancers and monitors probe it without signing in; it names failing components only"),
+    # Instances
+    "instances:list": Access(MEMBERS, in_project("instances:list")),
+    "instances:launch": Access(MEMBERS, in_project("instances:launch"), GET_POST, data=lambda o: {
+        "name": "grabbed", "image": "img-ubuntu", "flavor": "f-m3-small", "count": 1}),
+    "instances:launch_cost": Access(MEMBERS, in_project("instances:launch_cost", "&flavor=f-m3-small&count=2")),
+    "instances:launch_detail": Access(MEMBERS, url("instances:launch_detail", lambda o: o.launch.pk)),
+    "instances:detail": Access(MEMBERS, url("instances:detail", lambda o: o.instance.pk)),
+    "instances:act": Access(MEMBERS, url("instances:act", lambda o: o.instance.pk, lambda o: "delete"), POST),
+    "instances:console": Access(MEMBERS, url("instances:console", lambda o: o.instance.pk)),
+    "instances:console_log": Access(MEMBERS, url("instances:console_log", lambda o: o.instance.pk)),
+    "instances:volumes": Access(MEMBERS, in_project("instances:volumes")),
+    "instances:volume_create": Access(MEMBERS, in_project("instances:volume_create"), GET_POST,
+                                      data=lambda o: {"name": "grabbed", "size_gb": 1}),
+    "instances:volume_act": Access(MEMBERS, url("instances:volume_act", lambda o: o.volume.pk, lambda o: "delete"),
+                                   POST),
+    # keys and allocations:request: a POST makes the person's own key or request; it names nothing of another's.
+    "instances:keys": Access(PERSONAL, url("instances:keys"), why="a person's own SSH keys"),
+    "instances:key_delete": Access(MEMBERS, url("instances:key_delete", lambda o: o.key.pk), POST),
+    "instances:security_groups": Access(MEMBERS, in_project("instances:security_groups"), GET_POST,
+                                        data=lambda o: {"name": "grabbed", "allow_ssh": "on"}),
+    "instances:security_group_delete": Access(MEMBERS, lambda o: reverse(
+        "instances:security_group_delete", args=[o.group_id]) + f"?project={o.allocation.pk}", POST),
+    "instances:floating_ips": Access(MEMBERS, in_project("instances:floating_ips"), GET_POST),
+    "instances:floating_ip_delete": Access(MEMBERS, lambda o: reverse(
+        "instances:floating_ip_delete", args=[o.ip_id]) + f"?project={o.allocation.pk}", POST),
+    # Allocations and credentials
+    "allocations:list": Access(PERSONAL, url("allocations:list"), why="the allocations the person belongs to"),
+    "allocations:request": Access(PERSONAL, url("allocations:request"),
+                                  why="anyone signed in may ask for an allocation of their own"),
+    "allocations:detail": Access(MEMBERS, url("allocations:detail", lambda o: o.allocation.pk)),
+    "allocations:quota": Access(MEMBERS, url("allocations:quota", lambda o: o.allocation.pk)),
+    "allocations:member_add": Access(MEMBERS, url("allocations:member_add", lambda o: o.allocation.pk), POST,
+                                     data=lambda o: {"email": o.outsider.email, "role": "manager"}),
+    "allocations:member_remove": Access(MEMBERS, url("allocations:member_remove", lambda o: o.allocation.pk,
+                                                     lambda o: o.membership.pk), POST),
+    "allocations:credentials": Access(PERSONAL, url("allocations:credentials"), GET_POST, data=lambda o: {
+        "allocation": o.allocation.pk, "name": "grabbed", "expires_in_days": 30},
+        why="a person's own application credentials; the form offers only their own allocations"),
+    "allocations:credential_delete": Access(MEMBERS, url("allocations:credential_delete", lambda o: o.credential.pk),
+                                            POST),
+    "allocations:credential_download": Access(MEMBERS, url("allocations:credential_download",
+                                                           lambda o: o.download_token)),
+}
+
+# --- Helpers ----------------------------------------------------------------------------------
+
+WATCHED = (Allocation, Membership, KeystoneIdentity, LedgerEntry, ApplicationCredential, Instance, Volume,
+           LaunchRequest, CloudAction, SSHKey, Operation)
+
+
+def rows() -> dict[str, list[dict]]:
+    return {m.__name__: list(m.objects.order_by("pk").values()) for m in WATCHED}
+
+
+def problems_after(response, *, theirs, gateway, before: dict, callbacks=()) -> list[str]:
+    """Everything a request that must not act or show did anyway, in words."""
+    after = rows()
+    return ([f"showed the other's {m!r}" for m in theirs.leaked_into(response.content.decode(errors="replace"))]
+            + [f"changed {table} rows" for table in before if before[table] != after[table]]
+            + gateway.problems()
+            + [f"queued {len(callbacks)} on-commit callback(s)"] * bool(callbacks)
+            + [f"sent mail: {m.subject}" for m in mail.outbox])
+
+
+def send(client, method: str, target: str, data: dict):
+    return client.get(target) if method == "GET" else client.post(target, data)
+
+
+def assert_sent_to_sign_in(response, target: str) -> None:
+    assert response.status_code == 302, f"anonymous {target} answered {response.status_code}, not a redirect"
+    location = urlsplit(response["Location"])
+    assert location.path == resolve_url(settings.LOGIN_URL), f"{target} redirected to {response['Location']}"
+    assert parse_qs(location.query).get("next") == [target], response["Location"]
+
+
+def _cases(methods_of: Callable[[Access], tuple[str, ...]]) -> list:
+    cases = []
+    for name, access in sorted(REGISTRY.items()):
+        for method in methods_of(access):
+            marks = [pytest.mark.xfail(strict=True, reason=access.leak)] if access.leak else []
+            cases.append(pytest.param(name, method, id=f"{name}-{method}", marks=marks))
+    return cases
+
+
+# --- The registry matches the URLconf -----------------------------------------------------------
+
+ADD_IT = ("Add it to REGISTRY in tests/portal/test_url_access.py: how to build its URL with ids of another "
+          "person's allocation, which methods to try, and who may use it (MEMBERS, PERSONAL or PUBLIC, "
+          "the last two with why).")
+
+
+def test_every_route_is_in_the_registry():
+    missing = {name: r.pattern for name, r in guarded_routes().items() if name not in REGISTRY}
+    assert not missing, "Routes nobody has said who may use: " + ", ".join(
+        f"{name} ({pattern})" for name, pattern in sorted(missing.items())) + ". " + ADD_IT
+
+
+def test_the_registry_names_only_routes_that_exist():
+    stale = sorted(set(REGISTRY) - set(guarded_routes()))
+    assert not stale, f"REGISTRY names routes the URLconf no longer has (renamed or removed?): {stale}. " \
+                      "Remove them, or add the renamed route under its new name."
+
+
+def test_every_open_route_says_why():
+    for name, access in REGISTRY.items():
+        assert access.who in (MEMBERS, PERSONAL, PUBLIC), name
+        if access.who != MEMBERS:
+            assert access.why, f"{name} is open to {access.who}: say why in REGISTRY"
+        if access.who == PUBLIC:
+            assert set(access.statuses) == {"GET", "POST"}, f"{name}: give the statuses for GET and POST"
+
+
+# --- Anonymous visitors -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,method", _cases(lambda access: ("GET", "POST")))
+def test_anonymous_visitors_are_sent_to_sign_in(name, method, client, theirs, gateway,
+                                                django_capture_on_commit_callbacks):
+    access, before = REGISTRY[name], rows()
+    target = access.url(theirs)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = send(client, method, target, access.data(theirs))
+    if access.who == PUBLIC:
+        assert response.status_code in access.statuses[method], f"{method} {target}: {response.status_code}"
+    else:
+        assert_sent_to_sign_in(response, target)
+    problems = problems_after(response, theirs=theirs, gateway=gateway, before=before, callbacks=callbacks)
+    assert not problems, f"anonymous {method} {target}: " + "; ".join(problems)
+
+
+# --- A signed-in person who is not a member ---------------------------------------------------
+
+
+@pytest.mark.parametrize("name,method", _cases(lambda access: access.methods))
+def test_a_non_member_cannot_use_another_allocations_ids(name, method, client, theirs, gateway,
+                                                         django_capture_on_commit_callbacks):
+    access, before = REGISTRY[name], rows()
+    target = access.url(theirs)
+    assert resolve(urlsplit(target).path).view_name == name, f"REGISTRY[{name!r}] builds a URL of another route"
+    client.force_login(theirs.outsider)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = send(client, method, target, access.data(theirs))
+    expected = {MEMBERS: (403, 404), PERSONAL: (200,)}.get(access.who) or access.statuses[method]
+    problems = [f"answered {response.status_code}, expected one of {expected}"] * (
+        response.status_code not in expected)
+    problems += problems_after(response, theirs=theirs, gateway=gateway, before=before, callbacks=callbacks)
+    assert not problems, f"{method} {target} by a non-member: " + "; ".join(problems)
+
+
+@pytest.mark.parametrize("name", ["instances:list", "instances:volumes", "instances:launch",
+                                  "instances:security_groups", "instances:floating_ips"])
+def test_pages_without_a_project_show_only_ones_own(name, client, theirs, gateway):
+    client.force_login(theirs.outsider)
+    response = client.get(reverse(name))
+    assert response.status_code == 200
+    assert not theirs.leaked_into(response.content.decode())
+    assert not gateway.problems()
+
+
+@pytest.mark.parametrize("name,resource_id", [("instances:security_group_delete", "sg-theirs"),
+                                              ("instances:floating_ip_delete", "fip-theirs")])
+def test_a_cloud_id_of_another_project_is_refused_in_ones_own(name, resource_id, client, theirs, gateway, allocation):
+    client.force_login(theirs.outsider)
+    # When they ask to delete the other project's id without naming a project (their own is used)
+    response = client.post(reverse(name, args=[resource_id]))
+    # Then Neutron is never asked to delete it, and the page says why
+    assert response.status_code == 302 and response["Location"].endswith(f"?project={allocation.pk}")
+    assert [m.level for m in get_messages(response.wsgi_request)] == [message_levels.ERROR]
+    assert not gateway.problems()
+
+
+def test_another_persons_download_link_stays_theirs(client, theirs, gateway):
+    gateway.answers["identity.cloud_endpoint_get"] = lambda **kw: identity.CloudEndpoint(
+        "https://keystone.example:5000/v3", "RegionOne", "public", "3")
+    target = reverse("allocations:credential_download", args=[theirs.download_token])
+    client.force_login(theirs.outsider)
+    assert client.get(target).status_code == 404
+    # The outsider's try did not use up the owner's one-time link.
+    client.force_login(theirs.allocation.pi)
+    response = client.get(target)
+    assert response.status_code == 200 and theirs.secret in response.content.decode()
+
+
+# --- The groups skipped above, checked at their door --------------------------------------------
+
+
+def test_admin_is_for_staff_only(client, theirs):
+    response = client.get("/admin/", follow=True)
+    assert response.redirect_chain and response.request["PATH_INFO"] == reverse("account_login")
+    client.force_login(theirs.outsider)
+    response = client.get("/admin/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert client.get(response["Location"]).status_code == 403
+    change = client.get(reverse("admin:allocations_allocation_change", args=[theirs.allocation.pk]), follow=True)
+    assert change.status_code in (403, 404) and not theirs.leaked_into(change.content.decode())
+
+
+def test_the_sign_in_page_is_open(client):
+    assert client.get(reverse("account_login")).status_code == 200
