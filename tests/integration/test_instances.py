@@ -1,6 +1,7 @@
 """Instances against the real local cloud, a real Celery worker and the web UI (Django client)."""
 import uuid
 
+import openstack
 import pytest
 from django.urls import reverse
 
@@ -173,7 +174,8 @@ def test_volume_create_attach_detach_extend_delete_change_real_cinder_state(
     assert volume_act("detach").status == "available"
     assert volume_act("extend", size_gb=3).size == 3
     volume_act("delete")
-    assert cinder.find_volume(volume.volume_id, ignore_missing=True) is None
+    with pytest.raises(openstack.exceptions.NotFoundException):
+        cinder.get_volume(volume.volume_id)
 
 
 def test_boot_from_a_new_volume_when_the_root_disk_is_larger_than_the_flavors(
