@@ -71,10 +71,18 @@ def _cloud_settings(cloud: str) -> dict:
 
 
 def service_identity() -> Identity:
-    """The portal's own service user, from the clouds.yaml entry PORTAL_SERVICE_CLOUD."""
-    auth = _config().get_one(cloud=settings.PORTAL_SERVICE_CLOUD).auth
-    return Identity(key="service", username=auth["username"], password=auth["password"],
-                    user_domain=auth.get("user_domain_name") or auth.get("user_domain_id") or "Default")
+    """The portal's own service user. Its credentials stay in clouds.yaml (PORTAL_SERVICE_CLOUD)
+    and are read when a connection is made."""
+    return Identity(key="service", username=settings.PORTAL_SERVICE_CLOUD, password="")
+
+
+def _auth_for(scope: Scope, cloud: dict) -> dict:
+    if scope.is_service:
+        auth = _config().get_one(cloud=settings.PORTAL_SERVICE_CLOUD).auth
+        auth = {k: v for k, v in auth.items() if not k.startswith("project_")}
+        return {**auth, "project_id": scope.project_id}
+    return {"auth_url": cloud["auth_url"], "username": scope.identity.username, "password": scope.identity.password,
+            "user_domain_name": scope.identity.user_domain, "project_id": scope.project_id}
 
 
 def service_home_scope() -> Scope:
@@ -136,11 +144,8 @@ def connection_for(scope: Scope, *, timeout: float | None = None) -> openstack.c
             return conn
     cloud = _cloud_settings(settings.PORTAL_SERVICE_CLOUD)
     conn = openstack.connection.Connection(
-        auth={"auth_url": cloud["auth_url"], "username": scope.identity.username,
-              "password": scope.identity.password, "user_domain_name": scope.identity.user_domain,
-              "project_id": scope.project_id},
-        auth_type="password", region_name=cloud["region_name"], interface=cloud["interface"],
-        identity_api_version="3", api_timeout=timeout)
+        auth=_auth_for(scope, cloud), auth_type="password", region_name=cloud["region_name"],
+        interface=cloud["interface"], identity_api_version="3", api_timeout=timeout)
     token_key = _token_key(scope)
     _load_token(conn, token_key)
     had = conn.session.auth.auth_ref
