@@ -190,6 +190,9 @@ class LaunchRequest(StatusRow):
     network_id = models.CharField(max_length=64, blank=True)
     user_data = models.TextField(blank=True)
     assign_floating_ip = models.BooleanField(default=False)
+    # The step that failed after the servers were made (e.g. "assigning public IP"): the servers
+    # are kept, and the page offers to try that step again.
+    failed_step = models.CharField(max_length=64, blank=True)
     # What the task made, so a retry finds it and a failure cleans it up.
     server_ids = models.JSONField(default=list, blank=True)
     floating_ip_ids = models.JSONField(default=list, blank=True)
@@ -223,6 +226,8 @@ class CloudAction(StatusRow):
     params = models.JSONField(default=dict, blank=True)
     result = models.JSONField(default=dict, blank=True)
     cloud_request_id = models.CharField(max_length=128, blank=True)
+    # A failed action the person has read and put away (it leaves their lists, not the history).
+    dismissed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
