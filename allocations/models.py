@@ -237,3 +237,40 @@ class KindFlavorAccess(models.Model):
     @property
     def patterns(self) -> list[str]:
         return [p.strip() for p in self.flavors.split(",") if p.strip()]
+
+
+INVITATION_DAYS = 14
+
+
+class Invitation(models.Model):
+    """An email asked to join an allocation before it has a verified portal account.
+
+    The link mailed to the address carries a random token; only its SHA-256 is kept. The
+    invitation binds when an account whose verified email is this address signs in or confirms
+    it (allocations/signals.py), so the link itself is a convenience, not the key.
+    """
+
+    allocation = models.ForeignKey(Allocation, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=8, choices=MembershipRole.choices, default=MembershipRole.MEMBER)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["email", "accepted_at", "revoked_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.allocation}"
+
+    @property
+    def is_pending(self) -> bool:
+        from django.utils import timezone
+
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
