@@ -29,7 +29,12 @@ DEFAULT_STATE_MULTIPLIER = Decimal("1")
 
 
 class InsufficientBalance(Exception):
-    """A launch, resize or unshelve the allocation's balance cannot carry. `str()` says by how much."""
+    """A launch, resize or unshelve the allocation's balance cannot carry. `str()` says by how much;
+    `shortfall` is the SUs missing (None when the allocation cannot launch at all)."""
+
+    def __init__(self, message: str, *, shortfall: Decimal | None = None):
+        super().__init__(message)
+        self.shortfall = shortfall
 
 
 def flavor_family(flavor_name: str) -> str:
@@ -45,9 +50,18 @@ def state_multiplier(status: str) -> Decimal:
     return STATE_MULTIPLIERS.get((status or "").upper(), DEFAULT_STATE_MULTIPLIER)
 
 
-def su_per_hour(*, flavor_name: str, vcpus: int, status: str = "ACTIVE") -> Decimal:
-    """SUs an instance of this flavor costs per hour in this state."""
-    return Decimal(vcpus) * family_multiplier(flavor_name) * state_multiplier(status)
+def family_rates_all() -> dict[str, Decimal]:
+    """Every family's multiplier in one query, for pages that price many servers at once."""
+    return dict(FlavorFamilyRate.objects.values_list("family", "multiplier"))
+
+
+def su_per_hour(*, flavor_name: str, vcpus: int, status: str = "ACTIVE",
+                family_rates: dict[str, Decimal] | None = None) -> Decimal:
+    """SUs an instance of this flavor costs per hour in this state. `family_rates` (from
+    family_rates_all) saves the query per call when many servers are priced."""
+    family = (family_rates.get(flavor_family(flavor_name), Decimal("1")) if family_rates is not None
+              else family_multiplier(flavor_name))
+    return Decimal(vcpus) * family * state_multiplier(status)
 
 
 def preflight_launch(*, allocation: Allocation, flavor_name: str, vcpus: int, count: int = 1,
@@ -69,5 +83,6 @@ def preflight_launch(*, allocation: Allocation, flavor_name: str, vcpus: int, co
         raise InsufficientBalance(
             f"Not enough SUs: {count} × {flavor_name} costs {hourly:.2f} SU/hour, so {hours} hours need "
             f"{needed:,.2f} SUs, but the allocation has {max(balance, Decimal(0)):,.2f} left "
-            f"({shortfall:,.2f} SUs short). Ask your PI to request more SUs, or pick a smaller flavor.")
+            f"({shortfall:,.2f} SUs short). Ask your PI to request more SUs, or pick a smaller flavor.",
+            shortfall=shortfall.quantize(Decimal("0.01")))
     return hourly

@@ -17,5 +17,6 @@ urlpatterns = [
     path("", include("instances.urls")),
     path("accounts/", include("allauth.urls")),
     path("", include("allocations.urls")),
+    path("", include("api.urls")),
     path("admin/", admin.site.urls),
 ]

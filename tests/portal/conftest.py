@@ -40,6 +40,8 @@ class Theirs:
     credential: ApplicationCredential
     membership: Membership  # a colleague's, not the PI's
     download_token: str = ""  # a one-time clouds.yaml link of the credential
+    api_token: object = None  # the other PI's personal API token (row)
+    outsider_token: str = ""  # the outsider's own read-write API token
     group_id: str = "sg-theirs"
     ip_id: str = "fip-theirs"
     secret: str = "theirs-s3cret-value"
@@ -81,6 +83,10 @@ def theirs(cloud, other_allocation, allocation, user):  # noqa: F811 - fixtures 
                key=key, credential=credential, membership=membership)
     o.download_token = credentials.credential_download_tokens_issue(credential=credential, secret=o.secret)[
         "clouds.yaml"]
+    from api.tokens import token_create
+
+    o.api_token, _ = token_create(user=pi, name="theirs-token", scope="write", expires_in_days=30)
+    _, o.outsider_token = token_create(user=user, name="mine", scope="write", expires_in_days=30)
     return o
 
 

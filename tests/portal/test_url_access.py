@@ -25,6 +25,7 @@ from django.core import mail
 from django.shortcuts import resolve_url
 from django.urls import URLResolver, get_resolver, resolve, reverse
 
+from api.models import ApiToken, IdempotentRequest
 from allocations.models import Allocation, ApplicationCredential, KeystoneIdentity, LedgerEntry, Membership
 from instances.models import CloudAction, Instance, LaunchRequest, SSHKey, Volume
 from portal.cloud import identity
@@ -157,14 +158,72 @@ REGISTRY: dict[str, Access] = {
                                                            lambda o: o.download_token)),
 }
 
+# The REST API (api/): a program authenticates with a personal token; anonymous calls get 401
+# problem details (no redirect to a sign-in page), and the outsider below calls with their own
+# read-write token.
+API = "holders of a token (or session) of a member of the allocation the ids belong to"  # outsider: 403/404
+API_PERSONAL = "any token holder, about their own things"  # outsider: 200 without the other's data
+PUBLIC_DOCS = "anyone: the API's schema and docs"
+
+
+def _api(path: str, *ids: Callable, query: Callable = lambda o: "") -> Callable:
+    return lambda o: path.format(*[get(o) for get in ids]) + query(o)
+
+
+REGISTRY.update({
+    "api:schema": Access(PUBLIC, url("api:schema"), GET_POST, statuses={"GET": (200,), "POST": (405, 401)},
+                         why="the OpenAPI schema: gateway authors generate clients from it before signing up"),
+    "api:docs": Access(PUBLIC, url("api:docs"), GET, statuses={"GET": (200,), "POST": (200, 405)},
+                       why="the API's documentation page (Swagger UI on the schema)"),
+    "api:tokens": Access(PERSONAL, url("api:tokens"), GET_POST, data=lambda o: {
+        "name": "grabbed", "scope": "write", "allocation": o.allocation.pk, "expires_in_days": 30},
+        why="a person's own API tokens; the form offers only their own allocations"),
+    "api:token_revoke": Access(MEMBERS, url("api:token_revoke", lambda o: o.api_token.pk), POST),
+    "api:allocation-list": Access(API_PERSONAL, _api("/api/v1/allocations/"), why="the token holder's allocations"),
+    "api:allocation-detail": Access(API, _api("/api/v1/allocations/{}/", lambda o: o.allocation.pk)),
+    "api:allocation-ledger": Access(API, _api("/api/v1/allocations/{}/ledger/", lambda o: o.allocation.pk)),
+    "api:allocation-members": Access(API, _api("/api/v1/allocations/{}/members/", lambda o: o.allocation.pk)),
+    "api:flavor-list": Access(API, _api("/api/v1/flavors/", query=lambda o: f"?allocation={o.allocation.pk}")),
+    "api:image-list": Access(API, _api("/api/v1/images/", query=lambda o: f"?allocation={o.allocation.pk}")),
+    "api:instance-list": Access(API_PERSONAL, _api("/api/v1/instances/"), ("GET", "POST"), data=lambda o: {
+        "allocation": o.allocation.pk, "name": "grabbed", "image": "img-ubuntu", "flavor": "f-m3-small"},
+        why="lists the holder's own instances; a launch names an allocation, which must be theirs (404)"),
+    "api:instance-detail": Access(API, _api("/api/v1/instances/{}/", lambda o: o.instance.pk), ("GET", "DELETE")),
+    "api:instance-actions": Access(API, _api("/api/v1/instances/{}/actions/", lambda o: o.instance.pk), POST,
+                                   data=lambda o: {"action": "stop"}),
+    "api:launch-detail": Access(API, _api("/api/v1/launches/{}/", lambda o: o.launch.pk)),
+    "api:action-detail": Access(API, _api("/api/v1/actions/{}/", lambda o: o.action.pk)),
+    "api:volume-list": Access(API_PERSONAL, _api("/api/v1/volumes/"), ("GET", "POST"), data=lambda o: {
+        "allocation": o.allocation.pk, "name": "grabbed", "size_gb": 1},
+        why="lists the holder's own volumes; a create names an allocation, which must be theirs (404)"),
+    "api:volume-detail": Access(API, _api("/api/v1/volumes/{}/", lambda o: o.volume.pk), ("GET", "DELETE")),
+    "api:volume-actions": Access(API, _api("/api/v1/volumes/{}/actions/", lambda o: o.volume.pk), POST,
+                                 data=lambda o: {"action": "extend", "size_gb": 50}),
+    "api:key-list": Access(API_PERSONAL, _api("/api/v1/keys/"), why="the holder's own SSH keys"),
+    "api:key-detail": Access(API, _api("/api/v1/keys/{}/", lambda o: o.key.pk), ("DELETE",)),
+    "api:security-group-list": Access(API, _api("/api/v1/security-groups/",
+                                                query=lambda o: f"?allocation={o.allocation.pk}"), GET_POST,
+                                      data=lambda o: {"name": "grabbed"}),
+    "api:security-group-detail": Access(API, _api("/api/v1/security-groups/{}/", lambda o: o.group_id,
+                                                  query=lambda o: f"?allocation={o.allocation.pk}"), ("DELETE",)),
+    "api:floating-ip-list": Access(API, _api("/api/v1/floating-ips/",
+                                             query=lambda o: f"?allocation={o.allocation.pk}"), GET_POST,
+                                   data=lambda o: {"allocation": o.allocation.pk}),
+    "api:floating-ip-detail": Access(API, _api("/api/v1/floating-ips/{}/", lambda o: o.ip_id,
+                                               query=lambda o: f"?allocation={o.allocation.pk}"), ("DELETE",)),
+})
+IS_API = (API, API_PERSONAL)
+
 # --- Helpers ----------------------------------------------------------------------------------
 
 WATCHED = (Allocation, Membership, KeystoneIdentity, LedgerEntry, ApplicationCredential, Instance, Volume,
-           LaunchRequest, CloudAction, SSHKey, Operation)
+           LaunchRequest, CloudAction, SSHKey, Operation, ApiToken, IdempotentRequest)
 
 
 def rows() -> dict[str, list[dict]]:
-    return {m.__name__: list(m.objects.order_by("pk").values()) for m in WATCHED}
+    # A token's last-used time moves when it is used: that is bookkeeping, not a change.
+    return {m.__name__: [{k: v for k, v in row.items() if k != "last_used_at"}
+                         for row in m.objects.order_by("pk").values()] for m in WATCHED}
 
 
 def problems_after(response, *, theirs, gateway, before: dict, callbacks=()) -> list[str]:
@@ -177,7 +236,12 @@ def problems_after(response, *, theirs, gateway, before: dict, callbacks=()) -> 
             + [f"sent mail: {m.subject}" for m in mail.outbox])
 
 
-def send(client, method: str, target: str, data: dict):
+def send(client, method: str, target: str, data: dict, *, api: bool = False, token: str = ""):
+    if api:
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+        if method == "GET":
+            return client.get(target, **headers)
+        return getattr(client, method.lower())(target, data, content_type="application/json", **headers)
     return client.get(target) if method == "GET" else client.post(target, data)
 
 
@@ -218,8 +282,8 @@ def test_the_registry_names_only_routes_that_exist():
 
 def test_every_open_route_says_why():
     for name, access in REGISTRY.items():
-        assert access.who in (MEMBERS, PERSONAL, PUBLIC), name
-        if access.who != MEMBERS:
+        assert access.who in (MEMBERS, PERSONAL, PUBLIC, API, API_PERSONAL), name
+        if access.who not in (MEMBERS, API):
             assert access.why, f"{name} is open to {access.who}: say why in REGISTRY"
         if access.who == PUBLIC:
             assert set(access.statuses) == {"GET", "POST"}, f"{name}: give the statuses for GET and POST"
@@ -233,10 +297,15 @@ def test_anonymous_visitors_are_sent_to_sign_in(name, method, client, theirs, ga
                                                 django_capture_on_commit_callbacks):
     access, before = REGISTRY[name], rows()
     target = access.url(theirs)
+    if access.who in IS_API and method == "POST" and "POST" not in access.methods:
+        method = access.methods[-1]  # e.g. DELETE
     with django_capture_on_commit_callbacks() as callbacks:
-        response = send(client, method, target, access.data(theirs))
+        response = send(client, method, target, access.data(theirs), api=access.who in IS_API)
     if access.who == PUBLIC:
         assert response.status_code in access.statuses[method], f"{method} {target}: {response.status_code}"
+    elif access.who in IS_API:
+        assert response.status_code == 401 and response["Content-Type"] == "application/problem+json", \
+            f"anonymous {method} {target}: {response.status_code}"
     else:
         assert_sent_to_sign_in(response, target)
     problems = problems_after(response, theirs=theirs, gateway=gateway, before=before, callbacks=callbacks)
@@ -254,8 +323,10 @@ def test_a_non_member_cannot_use_another_allocations_ids(name, method, client, t
     assert resolve(urlsplit(target).path).view_name == name, f"REGISTRY[{name!r}] builds a URL of another route"
     client.force_login(theirs.outsider)
     with django_capture_on_commit_callbacks() as callbacks:
-        response = send(client, method, target, access.data(theirs))
-    expected = {MEMBERS: (403, 404), PERSONAL: (200,)}.get(access.who) or access.statuses[method]
+        response = send(client, method, target, access.data(theirs), api=access.who in IS_API,
+                        token=theirs.outsider_token)
+    expected = {MEMBERS: (403, 404), PERSONAL: (200,), API: (403, 404)}.get(access.who) or (
+        (200, 404) if access.who == API_PERSONAL else access.statuses[method])
     problems = [f"answered {response.status_code}, expected one of {expected}"] * (
         response.status_code not in expected)
     problems += problems_after(response, theirs=theirs, gateway=gateway, before=before, callbacks=callbacks)
