@@ -169,16 +169,23 @@ class VolumeExtendForm(BootstrapForm):
 
 
 class VolumeAttachForm(BootstrapForm):
-    server_id = forms.ChoiceField(label="Instance")
+    server_id = forms.ChoiceField(label="Instance", error_messages={
+        "required": "Choose the instance to attach the volume to.",
+        "invalid_choice": "Choose an instance of the volume's own project."})
 
     def __init__(self, *args, instances=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["server_id"].choices = [(i.server_id, i.name) for i in instances]
+        # No instance is preselected: the person picks one, or the form refuses.
+        self.fields["server_id"].choices = [("", "Choose an instance")] + [(i.server_id, i.name) for i in instances]
+
+
+key_name_validator = RegexValidator(r"^[A-Za-z0-9_.-]+$", "Use letters, digits, dots, hyphens and underscores.")
 
 
 class SSHKeyForm(BootstrapForm):
-    name = forms.CharField(max_length=64, validators=[RegexValidator(r"^[A-Za-z0-9_.-]+$", "Letters, digits, . _ -")])
-    public_key = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+    name = forms.CharField(max_length=64, validators=[key_name_validator])
+    public_key = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}),
+                                 help_text="The one-line contents of a .pub file, e.g. ~/.ssh/id_ed25519.pub.")
 
     def clean_public_key(self):
         key = self.cleaned_data["public_key"].strip()
@@ -186,8 +193,83 @@ class SSHKeyForm(BootstrapForm):
         return key
 
 
+class SSHKeyGenerateForm(BootstrapForm):
+    prefix = "generate"
+    name = forms.CharField(max_length=64, validators=[key_name_validator],
+                           help_text="The private key downloads as <name>.pem.")
+
+
 class SecurityGroupForm(BootstrapForm):
-    name = forms.CharField(max_length=64, validators=[RegexValidator(r"^[A-Za-z0-9_.-]+$", "Letters, digits, . _ -")])
+    name = forms.CharField(max_length=64, validators=[RegexValidator(
+        r"^[A-Za-z0-9_.-]+$", "Use letters, digits, dots, hyphens and underscores.")])
     description = forms.CharField(max_length=255, required=False)
     allow_ssh = forms.BooleanField(required=False, initial=True, label="Allow SSH (22/tcp)")
     allow_icmp = forms.BooleanField(required=False, initial=True, label="Allow ping (ICMP)")
+
+    def __init__(self, *args, existing_names=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.existing_names = {n.casefold() for n in existing_names}
+
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        if name.casefold() in self.existing_names:
+            raise forms.ValidationError(f"The project already has a security group named “{name}”; "
+                                        "pick another name.")
+        return name
+
+
+# preset -> (protocol, first port, last port)
+RULE_PRESETS = {"ssh": ("tcp", 22, 22), "http": ("tcp", 80, 80), "https": ("tcp", 443, 443), "ping": ("icmp", None, None)}
+
+
+class SecurityGroupRuleForm(BootstrapForm):
+    preset = forms.ChoiceField(required=False, label="Allow", choices=[
+        ("", "Custom: the protocol and ports below"), ("ssh", "SSH (22/tcp)"), ("http", "HTTP (80/tcp)"),
+        ("https", "HTTPS (443/tcp)"), ("ping", "Ping (ICMP)")])
+    protocol = forms.ChoiceField(required=False, choices=[("tcp", "TCP"), ("udp", "UDP"), ("icmp", "ICMP")])
+    ports = forms.CharField(required=False, max_length=11, label="Port or range",
+                            help_text="e.g. 8888, or 8000-8080. Not used for ICMP.")
+    cidr = forms.CharField(max_length=64, initial="0.0.0.0/0", label="From (CIDR)",
+                           help_text="0.0.0.0/0 is anywhere; 203.0.113.5/32 is one address.")
+
+    def clean_cidr(self):
+        import ipaddress
+
+        text = self.cleaned_data["cidr"].strip()
+        try:
+            return str(ipaddress.ip_network(text, strict=True))
+        except ValueError:
+            pass
+        try:
+            network = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise forms.ValidationError(f"“{text}” is not a network: write it like 10.0.0.0/8, 203.0.113.5/32 "
+                                        "or 0.0.0.0/0 for anywhere.")
+        raise forms.ValidationError(f"{text} is not the start of its network: did you mean {network}, or "
+                                    f"{text.split('/')[0]}/{network.max_prefixlen} for that one address?")
+
+    def clean(self):
+        data = super().clean()
+        preset = data.get("preset")
+        if preset:
+            data["protocol"], data["port_min"], data["port_max"] = RULE_PRESETS[preset]
+            return data
+        protocol, ports = data.get("protocol") or "tcp", (data.get("ports") or "").replace(" ", "")
+        data["protocol"], data["port_min"], data["port_max"] = protocol, None, None
+        if protocol == "icmp":
+            return data
+        if not ports:
+            self.add_error("ports", f"Give a port (e.g. 22) or a range (e.g. 8000-8080) for {protocol.upper()}.")
+            return data
+        low, _, high = ports.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            self.add_error("ports", "Write a port number, or two joined by a hyphen (8000-8080).")
+            return data
+        low_n, high_n = int(low), int(high or low)
+        if not (1 <= low_n <= 65535 and 1 <= high_n <= 65535):
+            self.add_error("ports", "Ports run from 1 to 65535.")
+        elif high_n < low_n:
+            self.add_error("ports", f"The range must go up: {high_n}-{low_n}, not {low_n}-{high_n}.")
+        else:
+            data["port_min"], data["port_max"] = low_n, high_n
+        return data

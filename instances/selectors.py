@@ -219,3 +219,50 @@ def dashboard_for_user(*, user) -> dict:
         p["quota"] = project_quotas(user=user, allocation=p["allocation"])
     return {"projects": projects, "building": launches_building_for_user(user=user),
             "recent_actions": actions_recent_for_user(user=user, limit=8)}
+
+
+# --- The volumes and public IP pages (issue 14, part C) -----------------------------------------
+
+
+def volume_actions_for_page(*, user, volume_ids, allocation=None, limit: int = 30) -> dict:
+    """What the volumes page shows beside the mirror, in two queries: `latest` (volume id -> its
+    newest action, so a failure shows on its row until something newer or a dismiss replaces it)
+    and `loose` (creates still running, and failed actions whose volume is not in the mirror, e.g.
+    a create Cinder refused), newest first."""
+    qs = CloudAction.objects.filter(target_type="volume", allocation__memberships__user=user)
+    if allocation is not None:
+        qs = qs.filter(allocation=allocation)
+    volume_ids = list(volume_ids)
+    latest = {a.target_id: a for a in qs.filter(target_id__in=volume_ids).order_by("target_id", "-created_at")
+              .distinct("target_id")} if volume_ids else {}
+    loose = list(qs.filter(Q(action="create", state__in=["queued", "running"])
+                           | Q(state="failed", dismissed_at__isnull=True))
+                 .exclude(target_id__in=volume_ids).select_related("allocation").order_by("-created_at")[:limit])
+    return {"latest": latest, "loose": loose}
+
+
+def floating_ip_targets(*, ips, allocation) -> dict:
+    """Public IP id -> the mirrored instance it points to, in one query: the instance whose
+    addresses hold the public address (after a sync), else the one holding its fixed address."""
+    pointed = [ip for ip in ips if ip.port_id or ip.fixed_address]
+    if not pointed:
+        return {}
+    instances = list(Instance.objects.filter(allocation=allocation, deleted_at__isnull=True)
+                     .only("pk", "name", "addresses"))
+    by_floating, by_fixed = {}, {}
+    for i in instances:
+        for a in i.addresses:
+            (by_floating if a.get("kind") == "floating" else by_fixed).setdefault(a.get("addr"), []).append(i)
+    found = {}
+    for ip in pointed:
+        candidates = by_floating.get(ip.address) or by_fixed.get(ip.fixed_address) or []
+        if len(candidates) == 1:  # two servers on overlapping private networks: do not guess
+            found[ip.id] = candidates[0]
+    return found
+
+
+# --- The instance page, its list rows and the launch page (issue 14, part A) --------------------
+
+# Glance's os_distro -> the user its cloud images log in as.
+LOGIN_USERS = {"ubuntu": "ubuntu", "rocky": "rocky", "almalinux": "almalinux", "debian": "debian",
+               "centos": "centos", "fedora": "fedora"}

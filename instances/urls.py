@@ -22,4 +22,10 @@ urlpatterns = [
     path("security-groups/<str:group_id>/delete/", views_resources.security_group_delete, name="security_group_delete"),
     path("floating-ips/", views_resources.floating_ip_list, name="floating_ips"),
     path("floating-ips/<str:ip_id>/delete/", views_resources.floating_ip_delete, name="floating_ip_delete"),
+    path("volumes/actions/<int:pk>/dismiss/", views_resources.volume_action_dismiss, name="volume_action_dismiss"),
+    path("keys/download/<slug:token>/", views_resources.key_download, name="key_download"),
+    path("security-groups/<str:group_id>/rules/", views_resources.security_group_rule_add,
+         name="security_group_rule_add"),
+    path("security-groups/<str:group_id>/rules/<str:rule_id>/delete/", views_resources.security_group_rule_delete,
+         name="security_group_rule_delete"),
 ]

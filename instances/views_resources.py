@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -15,6 +15,8 @@ from portal.cloud.errors import CloudError
 from . import selectors, services
 from .forms import SecurityGroupForm, SSHKeyForm, VolumeAttachForm, VolumeCreateForm, VolumeExtendForm
 from .services import network_admin
+from .forms import SecurityGroupRuleForm, SSHKeyGenerateForm
+from .services import keys as key_services, volumes as volume_services
 from .views import _partial, _selected_allocation
 
 
@@ -25,15 +27,30 @@ def _project_context(request):
 
 
 def volume_list(request):
+    """The mirror's volumes, plus creates still running and failed actions, each with its reason."""
     allocation = _selected_allocation(request)
     volumes = list(selectors.volume_list_for_user(user=request.user, allocation=allocation))
     instances = list(selectors.instance_list_for_user(user=request.user, allocation=allocation))
-    names = {i.server_id: i for i in instances}
+    by_server = {i.server_id: i for i in instances}
+    actions = selectors.volume_actions_for_page(user=request.user, allocation=allocation,
+                                                volume_ids=[v.volume_id for v in volumes])
     for v in volumes:
-        v.attached_to = [names.get(sid) for sid in v.attached_server_ids]
+        v.attached = [{"instance": by_server.get(a["server_id"]),
+                       **volume_services.volume_mount_hint(volume=v, device=a.get("device", ""))}
+                      for a in v.attachments]
+        v.attach_targets = [i for i in instances if i.allocation_id == v.allocation_id]
+        last = actions["latest"].get(v.volume_id)
+        v.failure = last if last and last.state == "failed" and not last.dismissed_at else None
+        if v.failure:
+            v.failure.doing = volume_services.DOING.get(last.action, last.action)
+    creating = [a for a in actions["loose"] if not a.is_final]
+    failed = [a for a in actions["loose"] if a.state == "failed"]
+    for a in creating + failed:
+        a.doing = volume_services.DOING.get(a.action, a.action)
     return render(request, _partial(request, "instances/volumes.html", "rows"), {
-        "volumes": volumes, "allocation": allocation, "in_flux": any(not v.is_settled for v in volumes),
-        "allocations": allocation_list_usable_for_user(user=request.user), "instances": instances,
+        "volumes": volumes, "allocation": allocation, "creating": creating, "failed": failed,
+        "in_flux": bool(creating) or any(not v.is_settled for v in volumes),
+        "allocations": allocation_list_usable_for_user(user=request.user),
         "projects": allocation_list_for_user(user=request.user).exclude(openstack_project_id=""),
     })
 
@@ -65,9 +82,16 @@ def volume_create(request):
                                                             "allocations": usable})
 
 
+def _back(request, default: str) -> str:
+    """Where a row's form returns: the page it came from (a local path only), else `default`."""
+    nxt = request.POST.get("next", "")
+    return nxt if nxt.startswith("/") and not nxt.startswith("//") else default
+
+
 @require_POST
 def volume_act(request, pk: int, action: str):
     volume = selectors.volume_get_for_user(user=request.user, pk=pk)
+    back = _back(request, f"{reverse('instances:volumes')}?project={volume.allocation_id}")
     params = {}
     if action == "extend":
         form = VolumeExtendForm(request.POST)
@@ -76,8 +100,8 @@ def volume_act(request, pk: int, action: str):
         instances = selectors.instance_list_for_user(user=request.user, allocation=volume.allocation)
         form = VolumeAttachForm(request.POST, instances=instances)
         if not form.is_valid():
-            messages.error(request, "Pick an instance of the same project to attach to.")
-            return redirect("instances:volumes")
+            messages.error(request, f"Volume {volume}: " + " ".join(form.errors.get("server_id", [])))
+            return redirect(back)
         params["server_id"] = form.cleaned_data["server_id"]
     elif action == "snapshot":
         params["name"] = request.POST.get("name", "")[:100]
@@ -87,13 +111,37 @@ def volume_act(request, pk: int, action: str):
         messages.error(request, str(exc))
     else:
         messages.info(request, f"{services.volumes.LABELS.get(action, action)} requested for volume {volume}.")
-    nxt = request.POST.get("next", "")
-    return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//") else "instances:volumes")
+    return redirect(back)
+
+
+@require_POST
+def volume_action_dismiss(request, pk: int):
+    """Put a failed volume action away (its row leaves the volumes page; the history keeps it)."""
+    action = selectors.action_get_for_user(user=request.user, pk=pk)
+    try:
+        volume_services.volume_action_dismiss(user=request.user, action=action)
+    except services.ActionNotAllowed as exc:
+        messages.error(request, str(exc))
+    return redirect(_back(request, f"{reverse('instances:volumes')}?project={action.allocation_id}"))
 
 
 def key_list(request):
-    form = SSHKeyForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    """The person's keys; POST adds a public key they have, or (the generate form) makes a key pair
+    whose private half is offered once, behind a one-time link in this response only."""
+    generating = request.method == "POST" and f"{SSHKeyGenerateForm.prefix}-name" in request.POST
+    form = SSHKeyForm(request.POST if request.method == "POST" and not generating else None)
+    generate_form = SSHKeyGenerateForm(request.POST if generating else None)
+    generated = download_url = None
+    if generating and generate_form.is_valid():
+        try:
+            generated, private_key = key_services.ssh_key_generate(user=request.user, **generate_form.cleaned_data)
+        except ValidationError as exc:
+            generate_form.add_error("name", exc.messages[0])
+        else:
+            token = key_services.ssh_key_private_download_issue(key=generated, private_key=private_key)
+            download_url = reverse("instances:key_download", args=[token])
+            generate_form = SSHKeyGenerateForm()
+    elif request.method == "POST" and not generating and form.is_valid():
         try:
             services.ssh_key_create(user=request.user, **form.cleaned_data)
         except ValidationError as exc:
@@ -101,8 +149,24 @@ def key_list(request):
         else:
             messages.success(request, f"Key {form.cleaned_data['name']} added.")
             return redirect("instances:keys")
-    return render(request, "instances/keys.html", {
-        "keys": selectors.ssh_key_list_for_user(user=request.user), "form": form})
+    response = render(request, "instances/keys.html", {
+        "keys": selectors.ssh_key_list_for_user(user=request.user), "form": form, "generate_form": generate_form,
+        "generated": generated, "download_url": download_url,
+        "download_minutes": key_services.PRIVATE_KEY_TTL_SECONDS // 60})
+    if generated:
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+def key_download(request, token: str):
+    """A generated key's private half, once: the link stops working when used (or after minutes)."""
+    download = key_services.ssh_key_private_download_redeem(token=token, user=request.user)
+    if download is None:
+        raise Http404("This download link was used already or has expired. Generate a new key.")
+    response = HttpResponse(download.body, content_type="application/x-pem-file")
+    response["Content-Disposition"] = f'attachment; filename="{download.filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_POST
@@ -119,23 +183,88 @@ def key_delete(request, pk: int):
 
 def security_group_list(request):
     allocations, allocation = _project_context(request)
-    form = SecurityGroupForm(request.POST or None)
-    groups, error = [], ""
-    if allocation is not None:
-        if request.method == "POST" and form.is_valid():
-            try:
-                network_admin.security_group_create(user=request.user, allocation=allocation, **form.cleaned_data)
-            except (CloudError, NoCloudAccess) as exc:
-                messages.error(request, str(exc))
-            else:
-                messages.success(request, f"Security group {form.cleaned_data['name']} created.")
-                return redirect(f"{request.path}?project={allocation.pk}")
+    groups, error = _groups(request, allocation)
+    form = SecurityGroupForm(request.POST or None, existing_names=[g.name for g in groups])
+    if request.method == "POST" and allocation is not None and not error and form.is_valid():
         try:
-            groups = selectors.security_group_list(user=request.user, allocation=allocation)
+            network_admin.security_group_create(user=request.user, allocation=allocation, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error("name", exc.messages[0])
         except (CloudError, NoCloudAccess) as exc:
-            error = str(exc)
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Security group {form.cleaned_data['name']} created.")
+            return redirect(f"{request.path}?project={allocation.pk}")
+    return _security_groups_page(request, allocations=allocations, allocation=allocation, groups=groups,
+                                 error=error, form=form)
+
+
+def _groups(request, allocation) -> tuple[list, str]:
+    if allocation is None:
+        return [], ""
+    try:
+        return selectors.security_group_list(user=request.user, allocation=allocation), ""
+    except (CloudError, NoCloudAccess) as exc:
+        return [], str(exc)
+
+
+def _security_groups_page(request, *, allocations, allocation, groups, error, form, rule_form=None,
+                          rule_group_id: str = "", status: int = 200):
+    """Each group with its incoming rules in words and an add-a-rule form (the bound one, with its
+    errors and input, for the group whose rule was refused)."""
+    by_id = {g.id: g for g in groups}
+    shown = []
+    for g in groups:
+        ingress = [r for r in g.rules if r.direction == "ingress"]
+        shown.append({
+            "group": g, "rules": [{"rule": r, "words": network_admin.rule_words(r, by_id)} for r in ingress],
+            "egress_open": any(r.direction == "egress" and r.protocol == "any" and not r.remote_group_id
+                               for r in g.rules),
+            "rule_form": rule_form if g.id == rule_group_id else SecurityGroupRuleForm(auto_id=f"id_{g.id}_%s"),
+            "open": g.id == rule_group_id})
     return render(request, "instances/security_groups.html", {
-        "allocations": allocations, "allocation": allocation, "groups": groups, "form": form, "error": error})
+        "allocations": allocations, "allocation": allocation, "groups": shown, "form": form, "error": error},
+        status=status)
+
+
+@require_POST
+def security_group_rule_add(request, group_id: str):
+    allocations, allocation = _project_context(request)
+    if allocation is None:
+        raise Http404("No such project.")
+    form = SecurityGroupRuleForm(request.POST, auto_id=f"id_{group_id}_%s")
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            rule = network_admin.security_group_rule_add(
+                user=request.user, allocation=allocation, group_id=group_id, protocol=d["protocol"],
+                port_min=d["port_min"], port_max=d["port_max"], cidr=d["cidr"])
+        except (CloudError, NoCloudAccess) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Rule added: {network_admin.rule_words(rule)}.")
+            return redirect(f"{reverse('instances:security_groups')}?project={allocation.pk}#group-{group_id}")
+    groups, error = _groups(request, allocation)
+    if not any(g.id == group_id for g in groups) and not error:
+        messages.error(request, "That security group is not in this project.")
+        return redirect(f"{reverse('instances:security_groups')}?project={allocation.pk}")
+    return _security_groups_page(request, allocations=allocations, allocation=allocation, groups=groups,
+                                 error=error, form=SecurityGroupForm(), rule_form=form, rule_group_id=group_id)
+
+
+@require_POST
+def security_group_rule_delete(request, group_id: str, rule_id: str):
+    _, allocation = _project_context(request)
+    if allocation is None:
+        raise Http404("No such project.")
+    try:
+        rule = network_admin.security_group_rule_remove(user=request.user, allocation=allocation,
+                                                        group_id=group_id, rule_id=rule_id)
+    except (CloudError, NoCloudAccess) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Rule removed: {network_admin.rule_words(rule)}.")
+    return redirect(f"{reverse('instances:security_groups')}?project={allocation.pk}#group-{group_id}")
 
 
 def _delete_in_project(request, delete, *, done: str, back: str):
@@ -176,8 +305,10 @@ def floating_ip_list(request):
             ips = selectors.floating_ip_list(user=request.user, allocation=allocation)
         except (CloudError, NoCloudAccess) as exc:
             error = str(exc)
+    targets = selectors.floating_ip_targets(ips=ips, allocation=allocation) if ips else {}
     return render(request, "instances/floating_ips.html", {
-        "allocations": allocations, "allocation": allocation, "ips": ips, "error": error})
+        "allocations": allocations, "allocation": allocation, "error": error,
+        "ips": [{"ip": ip, "instance": targets.get(ip.id)} for ip in sorted(ips, key=lambda i: i.address)]})
 
 
 @require_POST

@@ -1,10 +1,12 @@
 """Volumes: create, attach, detach, extend, snapshot, delete; each a CloudAction row."""
 from __future__ import annotations
 
+import re
 import time
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from allocations.scopes import NoCloudAccess, member_scope
 from portal.cloud import block_storage, compute
@@ -29,6 +31,20 @@ VOLUME_ACTIONS = {
 }
 LABELS = {"create": "Create", "attach": "Attach", "detach": "Detach", "extend": "Extend", "snapshot": "Snapshot",
           "delete": "Delete"}
+# What the person reads when Cinder settles a volume in an error state during an action.
+ERROR_WORDS = {
+    ("create", "error"): "The storage service could not make the volume (it is in an error state). "
+                         "Delete it and try again; if it fails again, tell the support team.",
+    ("extend", "error_extending"): "The storage service could not extend the volume; its data is unchanged. "
+                                   "Tell the support team, who can reset it.",
+    ("delete", "error_deleting"): "The storage service could not delete the volume. Try again in a few "
+                                  "minutes; if it fails again, tell the support team.",
+    "*": "The storage service reported an error (the volume is now “{status}”). Tell the support team if "
+         "this persists.",
+}
+# The label a failed action gets on the page: "Creating volume data-1 failed".
+DOING = {"create": "Creating", "attach": "Attaching", "detach": "Detaching", "extend": "Extending",
+         "snapshot": "Snapshotting", "delete": "Deleting"}
 
 
 def volume_action_refusal(*, volume: Volume, action: str) -> str:
@@ -125,7 +141,7 @@ def _wait(row: CloudAction, scope: Scope) -> None:
         if vol is None:
             raise NotFound("The volume disappeared during the action.")
         if vol.status.startswith("error"):
-            raise CloudError(f"The volume went into state “{vol.status}”.")
+            raise CloudError(ERROR_WORDS.get((row.action, vol.status), ERROR_WORDS["*"]).format(status=vol.status))
         if vol.status in done and (row.action != "extend" or vol.size_gb >= int(row.params["size_gb"])):
             return
         if time.time() > deadline:
@@ -162,3 +178,26 @@ def _refresh_mirror(row: CloudAction, scope: Scope) -> None:
             instance_refresh(allocation=row.allocation, server_id=server_id, scope=scope)
     except CloudError:
         pass
+
+
+def volume_action_dismiss(*, user, action: CloudAction) -> CloudAction:
+    """Put away a failed volume action the person has read: it leaves the page, not the history."""
+    if action.target_type != ActionTarget.VOLUME or action.state != "failed":
+        raise ActionNotAllowed("Only a failed volume action can be dismissed.")
+    if action.dismissed_at is None:
+        CloudAction.objects.filter(pk=action.pk, dismissed_at__isnull=True).update(dismissed_at=timezone.now())
+        action.refresh_from_db(fields=["dismissed_at"])
+    return action
+
+
+MOUNT_ROOT = "/media/volume"
+
+
+def volume_mount_hint(*, volume: Volume, device: str) -> dict:
+    """Where and how to mount an attached volume (the directory Exosphere uses, named after it)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", volume.name or "").strip("-.") or volume.volume_id[:8]
+    path = f"{MOUNT_ROOT}/{name}"
+    if not re.fullmatch(r"/dev/[A-Za-z0-9/_-]+", device or ""):
+        device = "/dev/vdX"  # not reported (or odd): `lsblk` inside the instance shows it
+    return {"device": device, "path": path, "format": f"sudo mkfs.ext4 {device}",
+            "mount": f"sudo mkdir -p {path} && sudo mount {device} {path}"}

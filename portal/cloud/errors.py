@@ -94,8 +94,62 @@ def translate(exc: Exception) -> CloudError:
     raise exc
 
 
+# The quota messages of Cinder, Nova and Neutron, parsed so the page can say it in numbers.
+_CINDER_SIZE = re.compile(r"exceeds allowed (?P<name>\w+) quota\. Requested (?P<req>\d+)G, quota is (?P<quota>\d+)G "
+                          r"and (?P<used>\d+)G has been consumed")
+_CINDER_COUNT = re.compile(r"Maximum number of (?P<what>volumes|snapshots) allowed \((?P<quota>\d+)\) exceeded")
+_CINDER_LIMIT = re.compile(r"Requested volume size (?P<req>\d+)G is larger than maximum allowed limit (?P<limit>\d+)G")
+_NOVA = re.compile(r"Quota exceeded for (?P<names>[\w, ]+): Requested (?P<req>[\d, -]+), but already used "
+                   r"(?P<used>[\d, ]+) of (?P<quota>[\d, ]+) ")
+_NEUTRON = re.compile(r"Quota exceeded for resources: \[(?P<names>[^\]]*)\]")
+_NOVA_WORDS = {"cores": "cores", "instances": "instances", "ram": "GB of RAM", "key_pairs": "SSH key pairs",
+               "server_groups": "server groups", "server_group_members": "server group members"}
+_NEUTRON_WORDS = {"floatingip": "public IPs", "security_group": "security groups",
+                  "security_group_rule": "security group rules", "port": "network ports", "network": "networks",
+                  "subnet": "subnets", "router": "routers"}
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
 def _quota_message(detail: str) -> str:
+    """The cloud's quota refusal in numbers a researcher reads at a glance, or its own words if unknown."""
+    if m := _CINDER_SIZE.search(detail):
+        req, quota, used = (int(m[k]) for k in ("req", "quota", "used"))
+        what = "volume storage" if m["name"].startswith("gigabytes") else m["name"].replace("_", " ")
+        return (f"The project's {what} quota ({_n(quota)} GB) would be exceeded by {_n(req + used - quota)} GB: "
+                f"{_n(req)} GB asked for, {_n(used)} GB already in use.")
+    if m := _CINDER_COUNT.search(detail):
+        what = "volumes" if m["what"] == "volumes" else "volume snapshots"
+        return f"The project may have at most {_n(int(m['quota']))} {what}, and has that many already."
+    if m := _CINDER_LIMIT.search(detail):
+        return f"A single volume may be at most {_n(int(m['limit']))} GB; {_n(int(m['req']))} GB was asked for."
+    if m := _NOVA.search(detail):
+        parts = [p.strip() for p in m["names"].split(",")]
+        reqs, useds, quotas = ([v.strip() for v in m[k].split(",")] for k in ("req", "used", "quota"))
+        if len(reqs) == len(useds) == len(quotas) == len(parts):
+            return "The project's quota would be exceeded: " + "; ".join(
+                _nova_over(name, req, used, quota) for name, req, used, quota in zip(parts, reqs, useds, quotas)) + "."
+    if m := _NEUTRON.search(detail):
+        names = [n.strip(" '\"") for n in m["names"].split(",") if n.strip(" '\"")]
+        return ("The project has used all of its quota of "
+                + " and ".join(_NEUTRON_WORDS.get(n, n.replace("_", " ") + "s") for n in names) + ".")
     return f"This would exceed your project's quota ({detail.rstrip('.')})."
+
+
+def _nova_over(name: str, req: str, used: str, quota: str) -> str:
+    words = _NOVA_WORDS.get(name, name.replace("_", " "))
+    if not (used.isdigit() and quota.isdigit()) or not req.replace("-", "").isdigit():
+        return f"{req} {words} asked for, {used} of {quota} in use"
+    req_n = int(req.split("-")[0])
+    used_n, quota_n = int(used), int(quota)
+    if name == "ram":  # Nova counts RAM in MB
+        req_n, used_n, quota_n = (round(v / 1024) for v in (req_n, used_n, quota_n))
+    over = req_n + used_n - quota_n
+    unit = " GB" if name == "ram" else ""
+    return (f"{_n(quota_n)} {words} allowed, {_n(used_n)}{unit} in use, {_n(req_n)}{unit} more asked for"
+            + (f" ({_n(over)}{unit} over)" if over > 0 else ""))
 
 
 @contextlib.contextmanager

@@ -25,6 +25,8 @@ class SecurityGroupRule:
     port_min: int | None
     port_max: int | None
     remote_ip_prefix: str
+    ethertype: str = "IPv4"
+    remote_group_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,8 @@ def network_create_with_router(*, scope: Scope, name: str, cidr: str, external_n
 def _group(raw) -> SecurityGroup:
     rules = tuple(SecurityGroupRule(id=r["id"], direction=r.get("direction", ""), protocol=r.get("protocol") or "any",
                                     port_min=r.get("port_range_min"), port_max=r.get("port_range_max"),
-                                    remote_ip_prefix=r.get("remote_ip_prefix") or "")
+                                    remote_ip_prefix=r.get("remote_ip_prefix") or "",
+                                    ethertype=r.get("ethertype") or "IPv4", remote_group_id=r.get("remote_group_id") or "")
                   for r in (raw.security_group_rules or []))
     return SecurityGroup(id=raw.id, name=raw.name, description=raw.description or "", rules=rules)
 
@@ -92,14 +95,20 @@ def security_group_create(*, scope: Scope, name: str, description: str = "") -> 
         return _group(conn.network.create_security_group(name=name, description=description))
 
 
-def security_group_rule_create(*, scope: Scope, group_id: str, protocol: str,
-                               port: int | None = None, remote_ip_prefix: str = "0.0.0.0/0") -> None:
-    attrs = {"security_group_id": group_id, "direction": "ingress", "ethertype": "IPv4",
+def security_group_rule_create(*, scope: Scope, group_id: str, protocol: str, port: int | None = None,
+                               remote_ip_prefix: str = "0.0.0.0/0", port_max: int | None = None) -> SecurityGroupRule:
+    """An incoming rule: `port` alone, or `port`..`port_max`; IPv6 when the prefix is an IPv6 network."""
+    attrs = {"security_group_id": group_id, "direction": "ingress",
+             "ethertype": "IPv6" if ":" in remote_ip_prefix else "IPv4",
              "protocol": protocol, "remote_ip_prefix": remote_ip_prefix}
     if port:
-        attrs.update(port_range_min=port, port_range_max=port)
+        attrs.update(port_range_min=port, port_range_max=port_max or port)
     with cloud_errors():
-        connection_for(scope).network.create_security_group_rule(**attrs)
+        raw = connection_for(scope).network.create_security_group_rule(**attrs)
+        return SecurityGroupRule(id=raw.id, direction=raw.direction or "ingress", protocol=raw.protocol or "any",
+                                 port_min=raw.port_range_min, port_max=raw.port_range_max,
+                                 remote_ip_prefix=raw.remote_ip_prefix or "", ethertype=raw.ether_type or "IPv4",
+                                 remote_group_id=raw.remote_group_id or "")
 
 
 def security_group_rule_delete(*, scope: Scope, rule_id: str) -> None:

@@ -110,6 +110,11 @@ def in_project(name: str, extra: str = "") -> Callable:
     return lambda o: f"{reverse(name)}?project={o.allocation.pk}{extra}"
 
 
+def _key_download_token(o) -> str:
+    from instances.services.keys import ssh_key_private_download_issue
+    return ssh_key_private_download_issue(key=o.key, private_key="-----BEGIN OPENSSH PRIVATE KEY----- theirs")
+
+
 REGISTRY: dict[str, Access] = {
     "dashboard": Access(PERSONAL, url("dashboard"), GET_POST, why="the person's own projects, launches, actions"),
     "healthz": Access(PUBLIC, url("healthz"), GET_POST, statuses={"GET": (200, 503), "POST": (405,)},
@@ -139,6 +144,17 @@ REGISTRY: dict[str, Access] = {
     "instances:floating_ips": Access(MEMBERS, in_project("instances:floating_ips"), GET_POST),
     "instances:floating_ip_delete": Access(MEMBERS, lambda o: reverse(
         "instances:floating_ip_delete", args=[o.ip_id]) + f"?project={o.allocation.pk}", POST),
+    "instances:volume_action_dismiss": Access(MEMBERS, url("instances:volume_action_dismiss", lambda o: o.action.pk),
+                                              POST),
+    # a one-time link to the private key of a key pair the other person just generated
+    "instances:key_download": Access(MEMBERS, lambda o: reverse("instances:key_download", args=[
+        _key_download_token(o)])),
+    "instances:security_group_rule_add": Access(MEMBERS, lambda o: reverse(
+        "instances:security_group_rule_add", args=[o.group_id]) + f"?project={o.allocation.pk}", POST,
+        data=lambda o: {"preset": "ssh", "cidr": "0.0.0.0/0"}),
+    "instances:security_group_rule_delete": Access(MEMBERS, lambda o: reverse(
+        "instances:security_group_rule_delete", args=[o.group_id, "rule-theirs"]) + f"?project={o.allocation.pk}",
+        POST),
     # Allocations and credentials
     "allocations:list": Access(PERSONAL, url("allocations:list"), why="the allocations the person belongs to"),
     "allocations:request": Access(PERSONAL, url("allocations:request"),
