@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -7,7 +8,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from allocations import credentials
-from allocations.models import Allocation, ApplicationCredential, LedgerEntry
+from allocations.models import Allocation, ApplicationCredential, LedgerEntry, MeterCursor
+from instances.models import Instance
 from portal.cloud.quotas import QuotaUse
 from tests.factories import UserFactory
 from tests.fixtures.allocations import make_allocation
@@ -21,8 +23,52 @@ def test_allocations_page_shows_balance_burn_rate_and_run_out_date(user_client, 
                                resource_name="vm", period_start=now - timedelta(hours=1), period_end=now)
     body = user_client.get(reverse("allocations:list")).content.decode()
     assert "Protein folding" in body and "9,300 of 10,000 SUs" in body
-    assert "100.0 SUs/day" in body
-    assert str(timezone.localdate() + timedelta(days=93)) in body
+    # the last day's use is the burn rate; 9,300 SUs last 13 more days, before the end date
+    assert "700.0 SUs/day" in body
+    assert f"{timezone.localdate() + timedelta(days=13):%b} {(timezone.localdate() + timedelta(days=13)).day}," in body
+
+
+def _running(allocation, name, *, vcpus=4, flavor="m3.quad", status="ACTIVE", age=timedelta(days=2)):
+    return Instance.objects.create(allocation=allocation, project_id=allocation.openstack_project_id,
+                                   server_id=f"srv-{allocation.pk}-{name}", name=name, status=status,
+                                   flavor_name=flavor, vcpus=vcpus, cloud_created_at=timezone.now() - age)
+
+
+def test_detail_says_what_the_servers_cost_now_and_when_the_meter_last_ran(user_client, allocation):
+    # given two running servers and a stopped one, metered up to 40 minutes ago
+    now = timezone.now()
+    for name in ("a", "b"):
+        _running(allocation, name)
+        MeterCursor.objects.create(allocation=allocation, resource_id=f"srv-{allocation.pk}-{name}",
+                                   metered_until=now - timedelta(minutes=40))
+    _running(allocation, "c", status="SHUTOFF")
+    body = user_client.get(reverse("allocations:detail", args=[allocation.pk])).content.decode()
+    assert "10.00 SU/hour" in body and "3 instances costing SUs" in body  # 4 + 4 + 4 × 0.5
+    assert re.search(r"last metered <time [^>]+>40\sminutes ago</time>", body)
+    # the hour the meter has not charged yet still counts: the burn rate is not 0
+    assert "Burn rate (last 24 hours)" in body and "0.0 SUs/day" not in body
+    assert f"Lasts past the end date ({allocation.end_date:%b} {allocation.end_date.day}, {allocation.end_date.year})" in body
+
+
+def test_a_tiny_burn_says_it_lasts_past_the_end_never_a_date_centuries_away(user_client, allocation):
+    now = timezone.now()
+    LedgerEntry.objects.create(allocation=allocation, kind="usage", sus=Decimal("-0.01"), resource_id="a",
+                               resource_name="vm", period_start=now - timedelta(hours=2), period_end=now - timedelta(hours=1))
+    body = user_client.get(reverse("allocations:list")).content.decode()
+    assert "Lasts past the end date" in body and "at this rate" not in body
+
+
+def test_nothing_running_says_not_burning_sus_now(user_client, allocation):
+    _running(allocation, "parked", status="SHELVED_OFFLOADED")
+    for url in (reverse("allocations:list"), reverse("allocations:detail", args=[allocation.pk])):
+        body = user_client.get(url).content.decode()
+        assert "Not burning SUs now" in body and "0.00 SU/hour" in body
+
+
+def test_a_run_out_before_the_end_date_is_shown_as_a_date(user_client, allocation):
+    _running(allocation, "huge", vcpus=128, flavor="r3.xl", age=timedelta(hours=1))  # 256 SU/h: < 2 days
+    body = user_client.get(reverse("allocations:detail", args=[allocation.pk])).content.decode()
+    assert "before the end date" in body and "No SUs left" not in body
 
 
 def test_detail_shows_members_usage_chart_and_ledger(user_client, allocation, user):
@@ -132,11 +178,21 @@ def test_a_non_member_gets_404_from_every_allocation_url(client, allocation):
 
 
 def test_list_page_query_count_does_not_grow_with_allocations(user_client, user, django_assert_max_num_queries):
+    now = timezone.now()
+
+    def busy_allocation(i):
+        a = make_allocation(pi=user, project_id=f"p{i}", title=f"A{i}")
+        _running(a, "vm", flavor="g3.small" if i % 2 else "m3.quad", status="SHUTOFF" if i % 3 else "ACTIVE")
+        MeterCursor.objects.create(allocation=a, resource_id=f"srv-{a.pk}-vm", metered_until=now - timedelta(minutes=5))
+        LedgerEntry.objects.create(allocation=a, kind="usage", sus=Decimal(-3), resource_id=f"srv-{a.pk}-vm",
+                                   period_start=now - timedelta(hours=1), period_end=now - timedelta(minutes=5))
+
     for i in range(3):
-        make_allocation(pi=user, project_id=f"p{i}", title=f"A{i}")
+        busy_allocation(i)
     with django_assert_max_num_queries(20) as few:
         user_client.get(reverse("allocations:list"))
     for i in range(3, 12):
-        make_allocation(pi=user, project_id=f"p{i}", title=f"A{i}")
+        busy_allocation(i)
     with django_assert_max_num_queries(len(few.captured_queries)):
-        user_client.get(reverse("allocations:list"))
+        body = user_client.get(reverse("allocations:list")).content.decode()
+    assert body.count('data-testid="su-per-hour"') == 12
