@@ -274,3 +274,35 @@ class Invitation(models.Model):
         from django.utils import timezone
 
         return self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class ServerStateChange(models.Model):
+    """A server status the mirror saw, and since when it has held.
+
+    Written by the mirror's sync (instances.services.sync) only when a server's status differs
+    from the last one recorded. `since` is Nova's updated_at at that sighting: every state change
+    moves it, so the status held from `since` until the mirror saw it. The meter uses these, with
+    Nova's action log, to split a charged interval where the state changed, including changes no
+    action records (a guest that powered itself off, an error). Flavor and maker are kept so a
+    server that came and went between two meter runs can still be priced.
+    """
+
+    project_id = models.CharField(max_length=64)
+    server_id = models.CharField(max_length=64)
+    status = models.CharField(max_length=32)
+    since = models.DateTimeField()
+    flavor_name = models.CharField(max_length=64, blank=True)
+    vcpus = models.PositiveIntegerField(default=0)
+    name = models.CharField(max_length=255, blank=True)
+    cloud_user_id = models.CharField(max_length=64, blank=True, help_text="The Keystone user Nova says made it.")
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # Two syncs seeing the same change record it once.
+            models.UniqueConstraint(fields=["server_id", "since", "status"], name="one_state_change_per_sighting"),
+        ]
+        indexes = [models.Index(fields=["server_id", "since"]), models.Index(fields=["project_id", "since"])]
+
+    def __str__(self) -> str:
+        return f"{self.server_id} {self.status} since {self.since:%Y-%m-%d %H:%M:%S}"
