@@ -1,7 +1,8 @@
+import re
 from datetime import timedelta
 
-from allauth.account.models import EmailAddress
 from django import forms
+from django.core.validators import validate_email
 from django.utils import timezone
 
 from .models import AllocationKind, MembershipRole
@@ -42,31 +43,65 @@ class AllocationRequestForm(forms.Form):
         return data
 
 
+MAX_INVITES = 50
+_QUOTED_NAME = re.compile(r"\"[^\"\n]*\"")
+_ANGLE_ADDRESS = re.compile(r"<([^<>\s]+)>")
+
+
+def _addresses_in(text: str) -> list[str]:
+    """The addresses in what people paste: separated by commas, semicolons, spaces or new lines;
+    "Jane Doe <jane@example.org>", as mail programs copy them, counts as the address alone."""
+    found = []
+    for part in re.split(r"[,;\n]+", _QUOTED_NAME.sub(" ", text)):
+        named = _ANGLE_ADDRESS.findall(part)
+        found.extend(named if named else part.split())
+    return found
+
+
 class MemberAddForm(forms.Form):
-    email = forms.EmailField(label="Add a member by email",
-                             help_text="The person must have signed up and verified this address.")
+    """One or several addresses at once; each is checked and every problem is named at the field."""
+
+    email = forms.CharField(
+        label="Add members by email", max_length=5000,
+        error_messages={"required": "Enter at least one email address."},
+        widget=forms.Textarea(attrs={"rows": 2, "autocomplete": "off", "spellcheck": "false"}),
+        help_text="Several at once: separate them with commas, spaces or new lines. People with a verified "
+                  "portal account join at once; anyone else gets an invitation by email.")
     role = forms.ChoiceField(choices=[(MembershipRole.MEMBER, "Member"), (MembershipRole.MANAGER, "Manager")])
 
     def clean_email(self):
-        """Only an address its owner has verified names them: anyone can sign up with any address.
-
-        Unknown and unverified addresses get the same answer, so the form does not tell who has an
-        account.
-        """
-        email = self.cleaned_data["email"]
-        addresses = EmailAddress.objects.filter(email__iexact=email, verified=True).select_related("user")
-        users = {address.user for address in addresses}
-        if len(users) != 1:
-            raise forms.ValidationError(f"No portal account has verified {email}. Ask them to sign up "
-                                        "(or to confirm this address) first.")
-        self.cleaned_data["user"] = users.pop()
-        return email
+        addresses, seen, problems = [], set(), []
+        for address in _addresses_in(self.cleaned_data["email"]):
+            if address.lower() in seen:
+                continue
+            try:
+                validate_email(address)
+            except forms.ValidationError:
+                problems.append(f"“{address[:80]}” is not an email address.")
+                continue
+            seen.add(address.lower())
+            addresses.append(address)
+        if problems:
+            more = [f"… and {len(problems) - 10} more."] if len(problems) > 10 else []
+            raise forms.ValidationError(problems[:10] + more)
+        if not addresses:
+            raise forms.ValidationError("Enter at least one email address.")
+        if len(addresses) > MAX_INVITES:
+            raise forms.ValidationError(f"Add at most {MAX_INVITES} people at a time ({len(addresses)} given).")
+        self.cleaned_data["emails"] = addresses
+        return self.cleaned_data["email"]
 
 
 class CredentialForm(forms.Form):
-    allocation = forms.TypedChoiceField(coerce=int, label="Allocation (OpenStack project)")
-    name = forms.SlugField(max_length=64, help_text="Letters, numbers, - and _ only, e.g. laptop-terraform.")
-    expires_in_days = forms.IntegerField(min_value=1, max_value=365, initial=90, label="Expires in (days)")
+    allocation = forms.TypedChoiceField(coerce=int, label="Allocation (OpenStack project)", error_messages={
+        "invalid_choice": "Choose one of your active allocations.", "required": "Choose an allocation."})
+    name = forms.SlugField(max_length=64, help_text="Letters, digits, - and _ only, e.g. laptop-terraform.",
+                           error_messages={"invalid": "Use letters, digits, - and _ only (no spaces), "
+                                                      "e.g. laptop-terraform."})
+    expires_in_days = forms.IntegerField(min_value=1, max_value=365, initial=90, label="Expires in (days)",
+                                         error_messages={"min_value": "Between 1 and 365 days.",
+                                                         "max_value": "Between 1 and 365 days.",
+                                                         "invalid": "A whole number of days, 1 to 365."})
 
     def __init__(self, *args, allocations=(), **kwargs):
         super().__init__(*args, **kwargs)

@@ -7,7 +7,7 @@ from django.core.mail import send_mail
 from .models import Allocation
 
 
-def _send(allocation: Allocation, subject: str, body: str) -> None:
+def _send(allocation: Allocation, subject: str, body: str, to: str = "") -> None:
     from .services import single_line  # services sends these mails, so it imports this module first
 
     # A header is one line: a title with a newline would make send_mail raise BadHeaderError
@@ -15,7 +15,7 @@ def _send(allocation: Allocation, subject: str, body: str) -> None:
     subject = single_line(f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject}")
     if len(subject) > 200:
         subject = subject[:199] + "…"
-    send_mail(subject, body, None, [allocation.pi.email], fail_silently=False)
+    send_mail(subject, body, None, [to or allocation.pi.email], fail_silently=False)
 
 
 def notify_approved(allocation: Allocation) -> None:
@@ -55,3 +55,18 @@ def notify_purging(allocation: Allocation) -> None:
     _send(allocation, f"Deleting resources: {allocation.title}",
           f"The allocation “{allocation.title}” was disabled past its removal period. Its instances, "
           "volumes and floating IPs are being deleted now.")
+
+
+def notify_invited(*, invitation, accept_url: str) -> None:
+    """The invitation mail: who asks, to what, and the link (which works once the address is theirs)."""
+    allocation, by = invitation.allocation, invitation.invited_by
+    inviter = (by.email or by.get_username()) if by else "The PI"
+    _send(allocation, f"Invitation to join {allocation.title}",
+          f"{inviter} invited you to join “{allocation.title}” as {invitation.get_role_display().lower()}. It is "
+          f"an allocation on {settings.PORTAL_NAME}, a research cloud where you can launch instances (including "
+          "GPU and large-memory ones) and volumes in the allocation's OpenStack project.\n\n"
+          f"Open this link to accept, then sign up (or sign in) with this address, {invitation.email}:\n\n"
+          f"{accept_url}\n\n"
+          f"The link works until {invitation.expires_at:%Y-%m-%d}. If you did not expect this, ignore this mail: "
+          "nothing happens unless you sign up with this address.",
+          to=invitation.email)

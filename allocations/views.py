@@ -1,4 +1,7 @@
+from urllib.parse import urlencode
+
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
@@ -9,7 +12,7 @@ from django.views.decorators.http import require_POST
 from portal.cloud import quotas
 from portal.cloud.errors import CloudError
 
-from . import charts, credentials, selectors, services
+from . import charts, credentials, invitations, selectors, services
 from .scopes import NoCloudAccess, member_scope
 from .forms import AllocationRequestForm, CredentialForm, MemberAddForm
 from .models import ApplicationCredential
@@ -76,18 +79,20 @@ def _managed_allocation(request, pk):
 
 @require_POST
 def member_add(request, pk: int):
+    """One or several addresses: verified accounts join now, anyone else is invited by email."""
     allocation = _managed_allocation(request, pk)
     form = MemberAddForm(request.POST)
     if form.is_valid():
         try:
-            services.membership_add(allocation=allocation, user=form.cleaned_data["user"],
-                                    role=form.cleaned_data["role"], by=request.user)
+            outcome = invitations.members_invite(
+                allocation=allocation, emails=form.cleaned_data["emails"], role=form.cleaned_data["role"],
+                by=request.user, base_url=request.build_absolute_uri("/"))
         except ValidationError as exc:
             form.add_error("email", exc)
         else:
-            messages.success(request, f"{form.cleaned_data['email']} was added to {allocation.title}.")
-            return redirect("allocations:detail", pk=allocation.pk)
-    # The page again, with the error under the field and what was typed still in it.
+            messages.success(request, outcome.summary)
+            return redirect(reverse("allocations:detail", args=[allocation.pk]) + "#members")
+    # The page again, with the errors under the field and what was typed still in it.
     return allocation_detail(request, pk, member_form=form)
 
 
@@ -100,7 +105,52 @@ def member_remove(request, pk: int, membership_id: int):
         messages.success(request, f"{membership.user.email} was removed; their access to the project ends now.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-    return redirect("allocations:detail", pk=allocation.pk)
+    return redirect(reverse("allocations:detail", args=[allocation.pk]) + "#members")
+
+
+@require_POST
+def invitation_revoke(request, pk: int, invitation_id: int):
+    allocation = _managed_allocation(request, pk)
+    invitation = get_object_or_404(allocation.invitations, pk=invitation_id)
+    try:
+        invitations.invitation_revoke(invitation=invitation, by=request.user)
+        messages.success(request, f"The invitation to {invitation.email} was withdrawn; its link no longer works.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect(reverse("allocations:detail", args=[allocation.pk]) + "#members")
+
+
+@login_not_required
+def invitation_open(request, token: str):
+    """The link in the invitation mail. Anyone may open it; it binds only to an account that has
+    verified the invited address (a forwarded link alone gives nothing), so after signing up the
+    person still confirms the address by mail, and the confirmation makes them a member."""
+    invitation = invitations.invitation_for_token(token=token)
+    if invitation is None:
+        return render(request, "allocations/invitation.html", {"problem": "This invitation link is not valid. "
+                      "Check that the whole link was copied, or ask for a new invitation."}, status=404)
+    context = {"invitation": invitation, "allocation": invitation.allocation,
+               "problem": invitations.invitation_problem(invitation)}
+    if context["problem"]:
+        return render(request, "allocations/invitation.html", context)
+    if not request.user.is_authenticated:
+        here = reverse("allocations:invitation_open", args=[token])
+        context["signup_url"] = f"{reverse('account_signup')}?{urlencode({'email': invitation.email, 'next': here})}"
+        context["login_url"] = f"{reverse('account_login')}?{urlencode({'next': here})}"
+        return render(request, "allocations/invitation.html", context)
+    if request.method == "POST":
+        try:
+            invitations.invitation_accept(invitation=invitation, user=request.user)
+        except ValidationError as exc:
+            context["problem"] = " ".join(exc.messages)
+        else:
+            messages.success(request, f"You joined “{invitation.allocation.title}”.")
+            return redirect("allocations:detail", pk=invitation.allocation.pk)
+    elif not invitations.user_holds_email(user=request.user, email=invitation.email):
+        context["problem"] = (f"This invitation is for {invitation.email}, and you are signed in as "
+                              f"{request.user.email}. Sign out and sign in (or sign up) with {invitation.email}, or "
+                              "add that address to your account under Email addresses and confirm it.")
+    return render(request, "allocations/invitation.html", context)
 
 
 def credential_list(request):

@@ -135,11 +135,15 @@ def _max(limit):
 
 
 class ResizeForm(BootstrapForm):
-    flavor_id = forms.ChoiceField(label="New flavor")
+    """The new flavor: no default (a resize to a flavor nobody chose must not be one click away)."""
+
+    flavor_id = forms.ChoiceField(label="New flavor", error_messages={
+        "required": "Choose the flavor to resize to.",
+        "invalid_choice": "That flavor is not offered for this instance; choose one from the list."})
 
     def __init__(self, *args, flavors, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["flavor_id"].choices = [(f.id, flavor_label(f)) for f in flavors]
+        self.fields["flavor_id"].choices = [("", "Choose a flavor…")] + [(f.id, flavor_label(f)) for f in flavors]
 
 
 class ImageCreateForm(BootstrapForm):
@@ -273,3 +277,20 @@ class SecurityGroupRuleForm(BootstrapForm):
         else:
             data["port_min"], data["port_max"] = low_n, high_n
         return data
+
+
+
+# --- Attaching a volume from the instance page (issue 14, part A) --------------------------------
+
+
+class InstanceVolumeAttachForm(BootstrapForm):
+    """Which of the project's available volumes to attach: no default, the person picks one."""
+
+    volume = forms.ChoiceField(label="Volume", error_messages={
+        "required": "Choose the volume to attach.",
+        "invalid_choice": "That volume is no longer available to attach; choose another."})
+
+    def __init__(self, *args, volumes=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["volume"].choices = [("", "Choose a volume…")] + [
+            (str(v.pk), f"{v} ({v.size_gb} GB)") for v in volumes]

@@ -266,3 +266,44 @@ def floating_ip_targets(*, ips, allocation) -> dict:
 # Glance's os_distro -> the user its cloud images log in as.
 LOGIN_USERS = {"ubuntu": "ubuntu", "rocky": "rocky", "almalinux": "almalinux", "debian": "debian",
                "centos": "centos", "fedora": "fedora"}
+
+
+def latest_actions_for_servers(*, server_ids) -> dict[str, CloudAction]:
+    """Server id -> its newest action through the portal, in one query for the whole page."""
+    server_ids = list(server_ids)
+    if not server_ids:
+        return {}
+    return {a.target_id: a for a in CloudAction.objects.filter(target_type="server", target_id__in=server_ids)
+            .order_by("target_id", "-created_at").distinct("target_id")}
+
+
+def failed_last_actions(*, instances) -> dict[str, CloudAction]:
+    """Server id -> its newest action when that failed and was not put away (one query)."""
+    latest = latest_actions_for_servers(server_ids=[i.server_id for i in instances])
+    return {sid: a for sid, a in latest.items() if a.state == "failed" and a.dismissed_at is None}
+
+
+def instance_login_user(*, user, instance) -> str:
+    """The user the instance's image logs in as ("" when unknown), from the image's os_distro read
+    once through the gateway and cached a day (only the instance page asks, never a list)."""
+    from portal.cloud.errors import CloudError, NotFound
+
+    if not instance.image_id:
+        return ""
+    key = f"instances:image-distro:{instance.image_id}"
+    distro = cache.get(key)
+    if distro is None:
+        try:
+            distro = image.image_get(scope=member_scope(user=user, allocation=instance.allocation),
+                                     image_id=instance.image_id).os_distro
+        except NotFound:
+            distro = ""  # the image was deleted: nothing to learn later either
+        except (CloudError, NoCloudAccess):
+            return ""
+        cache.set(key, distro, 24 * 3600)
+    return LOGIN_USERS.get(distro, "")
+
+
+def volumes_attachable_to(*, user, instance) -> list[Volume]:
+    """The project's volumes that can be attached to the instance now (available ones)."""
+    return list(volume_list_for_user(user=user, allocation=instance.allocation).filter(status="available"))

@@ -28,4 +28,9 @@ urlpatterns = [
          name="security_group_rule_add"),
     path("security-groups/<str:group_id>/rules/<str:rule_id>/delete/", views_resources.security_group_rule_delete,
          name="security_group_rule_delete"),
+    # the instance page: resize confirm step, attach a volume, graphical console; a launch's failed step again
+    path("instances/<int:pk>/resize/", views.instance_resize, name="resize"),
+    path("instances/<int:pk>/attach-volume/", views.instance_attach_volume, name="attach_volume"),
+    path("instances/<int:pk>/console/vnc/", views.instance_console_vnc, name="console_vnc"),
+    path("instances/launches/<int:pk>/retry/", views.launch_retry, name="launch_retry"),
 ]

@@ -1,11 +1,15 @@
 """Instance pages: list, launch, progress, detail, actions. Thin: parse, call, render."""
 from __future__ import annotations
 
+import re
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from allocations.charging import InsufficientBalance, su_per_hour
@@ -14,7 +18,8 @@ from allocations.selectors import allocation_get_for_user, allocation_list_for_u
 from portal.cloud.errors import CloudError
 
 from . import selectors, services, tasks
-from .forms import ImageCreateForm, LaunchForm, ResizeForm
+from .forms import ImageCreateForm, InstanceVolumeAttachForm, LaunchForm, ResizeForm
+from .services import actions as server_actions, launch as launch_steps
 
 
 def _partial(request, template: str, partial: str) -> str:
@@ -42,6 +47,10 @@ def instance_list(request):
     instances = list(selectors.instance_list_for_user(user=request.user, allocation=allocation, mine=mine,
                                                       search=search, sort=sort))
     in_flux = selectors.instances_in_flux(instances)
+    failed = selectors.failed_last_actions(instances=instances)
+    for i in instances:
+        i.failed_action = failed.get(i.server_id)
+        i.failed_action_label = server_actions.action_label(i.failed_action) if i.failed_action else ""
     if in_flux and request.htmx:
         tasks.sync_soon({i.allocation_id for i in instances if not i.is_settled})
     return render(request, _partial(request, "instances/list.html", "rows"), {
@@ -115,29 +124,119 @@ def launch_cost(request):
 @require_GET
 def launch_detail(request, pk: int):
     row = selectors.launch_get_for_user(user=request.user, pk=pk)
-    instances = list(row.instances.filter(deleted_at__isnull=True)) if row.state == "succeeded" else []
-    return render(request, _partial(request, "instances/launch_detail.html", "progress"),
-                  {"launch": row, "instances": instances,
-                   "steps": ["queued", "creating", "building", "assigning public IP", "active"]
-                   if row.assign_floating_ip else ["queued", "creating", "building", "active"]})
+    instances = list(row.instances.filter(deleted_at__isnull=True)) if row.is_final else []
+    latest = selectors.latest_actions_for_servers(server_ids=[i.server_id for i in instances])
+    for i in instances:
+        i.last_action = latest.get(i.server_id)
+        i.last_action_label = server_actions.action_label(i.last_action) if i.last_action else ""
+    retrying = any(i.last_action and not i.last_action.is_final for i in instances)
+    can_retry = (row.failed_step in launch_steps.STEP_RETRY_ACTIONS and not retrying
+                 and any(not i.floating_ips for i in instances))
+    return render(request, _partial(request, "instances/launch_detail.html", "progress"), {
+        "launch": row, "instances": instances, "steps": _step_badges(row), "retrying": retrying,
+        "can_retry": can_retry, "failed_step_words": launch_steps.STEP_WORDS.get(row.failed_step, row.failed_step)})
+
+
+def _step_badges(row) -> list[tuple[str, str]]:
+    """Each step with done, current, failed or todo, for the progress badges."""
+    names = ["queued", "creating", "building"] + ([launch_steps.STEP_FLOATING_IP] if row.assign_floating_ip else []) + [
+        "active"]
+    if row.state == "succeeded":
+        return [(n, "done") for n in names]
+    at = row.failed_step or row.step
+    if at not in names:
+        return [(n, "todo") for n in names]
+    here = names.index(at)
+    mark = "failed" if row.state == "failed" else "current"
+    return [(n, "done" if i < here else mark if i == here else "todo") for i, n in enumerate(names)]
+
+
+@require_POST
+def launch_retry(request, pk: int):
+    """Try a launch's failed step again (e.g. assigning the public IP), as server actions."""
+    row = selectors.launch_get_for_user(user=request.user, pk=pk)
+    try:
+        done = launch_steps.launch_step_retry(user=request.user, launch=row)
+    except (services.ActionNotAllowed, InsufficientBalance, CloudError) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, f"Trying again: {launch_steps.STEP_WORDS.get(row.failed_step, row.failed_step)} for "
+                               f"{', '.join(a.target_name for a in done)}.")
+    return redirect("instances:launch_detail", pk=pk)
+
+
+# Actions the instance page shows in their own place rather than as plain buttons.
+SEPARATE_ACTIONS = frozenset({"resize", "image_create", "delete", "resize_confirm", "resize_revert",
+                              "floating_ip_assign"})
+# States in which Nova attaches a volume.
+ATTACHABLE_STATUSES = frozenset({"ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "SHELVED", "SHELVED_OFFLOADED"})
+
+
+def _resize_flavors(request, instance) -> list:
+    try:
+        return [f for f in selectors.flavor_list_for(user=request.user, allocation=instance.allocation)
+                if f.name != instance.flavor_name]
+    except (CloudError, NoCloudAccess):
+        return []
+
+
+def _attached_volumes(instance) -> list:
+    """Attached volumes with the device Nova reports and where to mount them."""
+    volumes = selectors.volumes_for_instance(instance=instance)
+    for v in volumes:
+        v.device = next((a.get("device") or "" for a in v.attachments if a.get("server_id") == instance.server_id), "")
+        v.mount_dir = "/media/volume/" + (re.sub(r"[^A-Za-z0-9._-]+", "-", v.name).strip("-.") or v.volume_id[:8])
+        if v.device:
+            v.mount_command = f"sudo mkdir -p {v.mount_dir} && sudo mount {v.device} {v.mount_dir}"
+    return volumes
+
+
+def _connect(request, instance) -> dict:
+    """How to reach the instance: the login user of its image and the ssh command."""
+    user = selectors.instance_login_user(user=request.user, instance=instance)
+    address = instance.floating_ips[0] if instance.floating_ips else ""
+    return {"user": user, "address": address,
+            "ssh": f"ssh {user or '<user>'}@{address}" if address else ""}
+
+
+def _costs(instance) -> dict:
+    """SU/hour now, and what stopping or shelving would cost instead."""
+    def rate(status):
+        return su_per_hour(flavor_name=instance.flavor_name, vcpus=instance.vcpus, status=status)
+    return {"now": rate(instance.status), "active": rate("ACTIVE"), "stopped": rate("SHUTOFF"),
+            "shelved": rate("SHELVED_OFFLOADED")}
+
+
+def _detail_context(request, instance, *, resize_form=None, resize_preview=None, attach_form=None) -> dict:
+    actions = services.actions_available(instance=instance)
+    offered = {name for name, _ in actions}
+    history = selectors.action_list_for_target(target_id=instance.server_id)
+    for a in history:
+        a.label = server_actions.action_label(a)
+    launch = instance.launch_request
+    context = {
+        "instance": instance, "offered": offered, "history": history,
+        "actions": [(name, spec) for name, spec in actions if name not in SEPARATE_ACTIONS],
+        "delete_spec": services.ACTIONS["delete"] if "delete" in offered else None,
+        "volumes": _attached_volumes(instance), "connect": _connect(request, instance), "costs": _costs(instance),
+        "portal_ips": server_actions.portal_floating_ip_addresses(instance=instance) if "delete" in offered else [],
+        "launch_failure": launch if launch and launch.failed_step and not instance.floating_ips else None,
+        "resize_from": next((a.params.get("from_flavor_name", "") for a in history if a.action == "resize"), ""),
+        "image_form": ImageCreateForm(initial={"name": f"{instance.name}-image"}),
+    }
+    if "resize" in offered:
+        context["resize_form"] = resize_form or ResizeForm(flavors=_resize_flavors(request, instance))
+        context["resize_preview"] = resize_preview
+    if instance.status in ATTACHABLE_STATUSES and not instance.deleted_at:
+        context["attach_form"] = attach_form or InstanceVolumeAttachForm(
+            volumes=selectors.volumes_attachable_to(user=request.user, instance=instance))
+    return context
 
 
 @require_GET
 def instance_detail(request, pk: int):
     instance = selectors.instance_get_for_user(user=request.user, pk=pk)
-    context = {
-        "instance": instance, "actions": services.actions_available(instance=instance),
-        "history": selectors.action_list_for_target(target_id=instance.server_id),
-        "volumes": selectors.volumes_for_instance(instance=instance),
-    }
-    if any(name == "resize" for name, _ in context["actions"]):
-        try:
-            flavors = [f for f in selectors.flavor_list_for(user=request.user, allocation=instance.allocation)
-                       if f.name != instance.flavor_name]
-        except (CloudError, NoCloudAccess):
-            flavors = []
-        context["resize_form"] = ResizeForm(flavors=flavors)
-    context["image_form"] = ImageCreateForm(initial={"name": f"{instance.name}-image"})
+    context = _detail_context(request, instance)
     if request.htmx and not request.htmx.boosted:
         if not instance.is_settled or any(not a.is_final for a in context["history"][:1]):
             tasks.sync_soon([instance.allocation_id])
@@ -150,38 +249,109 @@ def instance_act(request, pk: int, action: str):
     instance = selectors.instance_get_for_user(user=request.user, pk=pk)
     params = {}
     if action == "resize":
-        params["flavor_id"] = request.POST.get("flavor_id", "")
+        flavor_id = request.POST.get("flavor_id", "")
+        if request.POST.get("confirmed") != "yes":  # only the confirm step's form asks for a resize
+            return redirect(f"{reverse('instances:resize', args=[pk])}?{urlencode({'flavor_id': flavor_id})}")
+        params["flavor_id"] = flavor_id
     elif action == "image_create":
         form = ImageCreateForm(request.POST)
         params["name"] = form.cleaned_data["name"] if form.is_valid() else f"{instance.name}-image"
     try:
         services.instance_act(user=request.user, instance=instance, action=action, params=params)
     except (services.ActionNotAllowed, InsufficientBalance, CloudError) as exc:
+def _next_or(request, default: str) -> str:
+    nxt = request.POST.get("next", "")
+    return nxt if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}) and nxt.startswith("/") \
+        else default
+
+
         messages.error(request, str(exc))
     else:
         label = services.ACTIONS[action].label
         messages.info(request, f"{label} requested for {instance.name}.")
     if action == "delete":
         return redirect("instances:list")
-    return redirect("instances:detail", pk=pk)
+    return redirect(_next_or(request, reverse("instances:detail", args=[pk])))
+
+
+    elif action == "delete":
+        params["keep_addresses"] = request.POST.getlist("keep_floating_ip")
+@require_GET
+def instance_resize(request, pk: int):
+    """The resize step: the chosen flavor checked, then old -> new shown with Confirm and Cancel.
+    Nothing is asked of the cloud here; only the Confirm form's POST records the resize."""
+    instance = selectors.instance_get_for_user(user=request.user, pk=pk)
+    try:
+        return {"log": selectors.instance_console_log(user=request.user, instance=instance), "log_error": ""}
+    except (CloudError, NoCloudAccess) as exc:
+        return {"log": "", "log_error": f"The console log is not available: {exc}"}
 
 
 @require_GET
 def instance_console(request, pk: int):
+    """Our console page: the boot log (refreshable) and a link to the graphical console."""
     instance = selectors.instance_get_for_user(user=request.user, pk=pk)
-    try:
-        url = selectors.instance_console_url(user=request.user, instance=instance)
-    except (CloudError, NoCloudAccess) as exc:
-        messages.error(request, f"The console is not available: {exc}")
-        return redirect("instances:detail", pk=pk)
-    return redirect(url) if url else redirect("instances:detail", pk=pk)
+    return render(request, "instances/console.html", {"instance": instance, **_console_log(request, instance)})
 
 
 @require_GET
 def instance_console_log(request, pk: int):
     instance = selectors.instance_get_for_user(user=request.user, pk=pk)
     try:
-        text = selectors.instance_console_log(user=request.user, instance=instance)
+    if reason := services.action_refusal(instance=instance, action="resize"):
+        messages.error(request, reason)
+        return redirect("instances:detail", pk=pk)
+    form = ResizeForm(request.GET if "flavor_id" in request.GET else None,
+                      flavors=_resize_flavors(request, instance))
+    preview = None
+    if form.is_bound and form.is_valid():
+        try:
+            preview = server_actions.resize_preview(user=request.user, instance=instance,
+                                              flavor_id=form.cleaned_data["flavor_id"])
+        except (services.ActionNotAllowed, InsufficientBalance, CloudError) as exc:
+            form.add_error("flavor_id", str(exc))
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "instances/_resize_confirm.html",
+                      {"instance": instance, "resize_form": form, "resize_preview": preview})
+    return render(request, "instances/detail.html",
+                  _detail_context(request, instance, resize_form=form, resize_preview=preview))
+
+
+@require_POST
+def instance_attach_volume(request, pk: int):
+    """Attach one of the project's available volumes, chosen on the instance page."""
+    instance = selectors.instance_get_for_user(user=request.user, pk=pk)
+    volumes = selectors.volumes_attachable_to(user=request.user, instance=instance)
+    form = InstanceVolumeAttachForm(request.POST, volumes=volumes)
+    if instance.status not in ATTACHABLE_STATUSES:
+        form.add_error(None, f"A volume cannot be attached while the instance is {instance.status.lower()}.")
+    elif form.is_valid():
+        volume = next(v for v in volumes if str(v.pk) == form.cleaned_data["volume"])
+        try:
+            services.volume_act(user=request.user, volume=volume, action="attach",
+                                params={"server_id": instance.server_id})
+        except services.ActionNotAllowed as exc:
+            form.add_error("volume", str(exc))
+        else:
+            messages.info(request, f"Attaching volume {volume} to {instance.name}.")
+            return redirect("instances:detail", pk=pk)
+    return render(request, "instances/detail.html", _detail_context(request, instance, attach_form=form))
+
+
+def _console_log(request, instance) -> dict:
+        url = selectors.instance_console_url(user=request.user, instance=instance)
     except (CloudError, NoCloudAccess) as exc:
-        text = f"The console log is not available: {exc}"
-    return HttpResponse(text or "(The console log is empty.)", content_type="text/plain; charset=utf-8")
+        messages.error(request, f"The graphical console is not available: {exc}")
+        return redirect("instances:console", pk=pk)
+    if not url:
+        messages.error(request, "The cloud offers no graphical console for this instance.")
+        return redirect("instances:console", pk=pk)
+    return redirect(url)
+    instance = selectors.instance_get_for_user(user=request.user, pk=pk)
+    return render(request, _partial(request, "instances/console.html", "log"),
+                  {"instance": instance, **_console_log(request, instance)})
+
+
+@require_GET
+def instance_console_vnc(request, pk: int):
+    """Open the graphical console (noVNC): a fresh, short-lived URL from Nova."""

@@ -2,17 +2,23 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_safe
 
 from . import selectors
 from .health import CHECKS
 
 
+@login_not_required
+@require_safe
 def dashboard(request):
+    """`/`: what the portal is, for visitors; the person's own dashboard once signed in."""
+    if not request.user.is_authenticated:
+        return render(request, "portal/landing.html")
     from instances.selectors import dashboard_for_user
 
     return render(request, "portal/dashboard.html", {
-        "operations": selectors.operation_list_recent(user=request.user, limit=10),
+        **selectors.dashboard_allocations(user=request.user),
+        "activity": selectors.activity_for_user(user=request.user, limit=12),
         **dashboard_for_user(user=request.user),
     })
 

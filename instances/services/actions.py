@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from allocations.charging import preflight_launch
+from allocations.charging import preflight_launch, su_per_hour
 from allocations.flavor_access import flavor_allowed
 from allocations.scopes import NoCloudAccess, member_scope
 from portal.cloud import compute, network
@@ -15,7 +16,7 @@ from portal.cloud.connection import Scope
 from portal.cloud.errors import CloudError, CloudUnavailable, NotFound, NoValidHost
 from portal.services import status_row_enqueue, status_row_fail, status_row_start, status_row_succeed
 
-from ..models import ActionTarget, CloudAction, Instance
+from ..models import ActionTarget, CloudAction, Instance, gpu_share_label
 from .sync import instance_refresh
 
 RUNNING = frozenset({"ACTIVE"})
@@ -99,6 +100,43 @@ def actions_available(*, instance: Instance) -> list[tuple[str, ActionSpec]]:
     return [(name, spec) for name, spec in ACTIONS.items() if not action_refusal(instance=instance, action=name)]
 
 
+@dataclass(frozen=True)
+class ResizePreview:
+    """What a resize changes, for the confirm step: the flavors and their SU/hour."""
+    instance: Instance
+    flavor: compute.Flavor
+    old_rate: Decimal
+    new_rate: Decimal
+
+    @property
+    def new_gpu_share(self) -> str:
+        return gpu_share_label(self.flavor.gpu_fraction) if self.flavor.is_gpu else ""
+
+
+def resize_preview(*, user, instance: Instance, flavor_id: str) -> ResizePreview:
+    """Check a resize to this flavor could be asked for now; what it would change.
+
+    Raises ActionNotAllowed or InsufficientBalance with words for the page."""
+    if reason := action_refusal(instance=instance, action="resize"):
+        raise ActionNotAllowed(reason)
+    allocation = instance.allocation
+    try:
+        scope = member_scope(user=user, allocation=allocation, creating=True)
+        flavor = compute.flavor_get(scope=scope, flavor_id=flavor_id)
+    except NoCloudAccess as exc:
+        raise ActionNotAllowed(str(exc))
+    except NotFound:
+        raise ActionNotAllowed("That flavor is not available to this project; choose another.")
+    if flavor.name == instance.flavor_name:
+        raise ActionNotAllowed("Pick a flavor different from the current one.")
+    if not flavor_allowed(kind=allocation.kind, flavor_name=flavor.name):
+        raise ActionNotAllowed(f"{flavor.name} is not available to {allocation.get_kind_display()} allocations.")
+    preflight_launch(allocation=allocation, flavor_name=flavor.name, vcpus=flavor.vcpus)
+    return ResizePreview(instance=instance, flavor=flavor,
+                         old_rate=su_per_hour(flavor_name=instance.flavor_name, vcpus=instance.vcpus),
+                         new_rate=su_per_hour(flavor_name=flavor.name, vcpus=flavor.vcpus))
+
+
 def instance_act(*, user, instance: Instance, action: str, params: dict | None = None) -> CloudAction:
     """Check the action applies, record it and enqueue it; refuses a second open action."""
     from .. import tasks
@@ -108,19 +146,17 @@ def instance_act(*, user, instance: Instance, action: str, params: dict | None =
         raise ActionNotAllowed(reason)
     allocation = instance.allocation
     try:
-        scope = member_scope(user=user, allocation=allocation, creating=action in CREATING)
+        member_scope(user=user, allocation=allocation, creating=action in CREATING)
     except NoCloudAccess as exc:
         raise ActionNotAllowed(str(exc))
     if action == "resize":
-        flavor = compute.flavor_get(scope=scope, flavor_id=params.get("flavor_id", ""))
-        if flavor.name == instance.flavor_name:
-            raise ActionNotAllowed("Pick a flavor different from the current one.")
-        if not flavor_allowed(kind=allocation.kind, flavor_name=flavor.name):
-            raise ActionNotAllowed(f"{flavor.name} is not available to {allocation.get_kind_display()} allocations.")
-        preflight_launch(allocation=allocation, flavor_name=flavor.name, vcpus=flavor.vcpus)
-        params.update(flavor_id=flavor.id, flavor_name=flavor.name)
+        flavor = resize_preview(user=user, instance=instance, flavor_id=params.get("flavor_id", "")).flavor
+        params = {"flavor_id": flavor.id, "flavor_name": flavor.name, "from_flavor_name": instance.flavor_name}
     elif action == "unshelve":
         preflight_launch(allocation=allocation, flavor_name=instance.flavor_name, vcpus=instance.vcpus)
+    elif action == "delete":
+        keep = set(params.get("keep_addresses") or ())
+        params = {"keep_addresses": sorted(keep & set(instance.floating_ips))}
     try:
         with transaction.atomic():
             row = CloudAction.objects.create(
@@ -131,6 +167,49 @@ def instance_act(*, user, instance: Instance, action: str, params: dict | None =
     except IntegrityError:
         raise ActionNotAllowed("Another action on this instance is still running; wait for it to finish.")
     return row
+
+
+def action_label(row: CloudAction) -> str:
+    """The action in words ("Assign public IP"), for histories and activity lists."""
+    if row.target_type == ActionTarget.VOLUME:
+        from .volumes import LABELS
+
+        return f"{LABELS.get(row.action, row.action.replace('_', ' ').capitalize())} volume"
+    spec = ACTIONS.get(row.action)
+    return spec.label if spec else row.action.replace("_", " ").capitalize()
+
+
+def portal_floating_ip_addresses(*, instance: Instance) -> list[str]:
+    """The instance's public IPs the portal made for it (by its launch or an "Assign public IP"),
+    as far as the mirror knows: those its deletion releases unless the person keeps them."""
+    if not instance.floating_ips:
+        return []
+    launch = instance.launch_request
+    if launch is not None and launch.floating_ip_ids:
+        return list(instance.floating_ips)  # the launch's ids are matched exactly when deleting
+    assigned = {(a.result or {}).get("address") for a in CloudAction.objects.filter(
+        target_type=ActionTarget.SERVER, target_id=instance.server_id, action="floating_ip_assign",
+        state="succeeded")}
+    return [addr for addr in instance.floating_ips if addr in assigned]
+
+
+def _floating_ips_made_for(row: CloudAction, scope: Scope) -> list[network.FloatingIP]:
+    """The public IPs pointing at the server now that the portal made for it: its launch's, and
+    those its "Assign public IP" actions took."""
+    instance = Instance.objects.filter(server_id=row.target_id).select_related("launch_request").first()
+    made_ids = set(instance.launch_request.floating_ip_ids) if instance and instance.launch_request else set()
+    made_addresses = {(a.result or {}).get("address") for a in CloudAction.objects.filter(
+        target_type=ActionTarget.SERVER, target_id=row.target_id, action="floating_ip_assign", state="succeeded")}
+    try:
+        addresses = compute.server_get(scope=scope, server_id=row.target_id).addresses
+    except NotFound:
+        return []
+    fixed = {a.addr for a in addresses if a.kind != "floating"}
+    floating = {a.addr for a in addresses if a.kind == "floating"}
+    # Neutron's own link (the fixed address it points at) counts, even before Nova's cache shows it.
+    return [f for f in network.floating_ip_list(scope=scope)
+            if (f.address in floating or f.port_id and f.fixed_address in fixed)
+            and (f.id in made_ids or f.address in made_addresses)]
 
 
 def _call(row: CloudAction, scope: Scope) -> None:
@@ -144,6 +223,11 @@ def _call(row: CloudAction, scope: Scope) -> None:
                                                name=row.params.get("name") or f"{row.target_name}-image")
         CloudAction.objects.filter(pk=row.pk).update(result={"image_id": image_id})
     elif row.action == "delete":
+        keep = set(row.params.get("keep_addresses") or ())
+        release = [{"id": f.id, "address": f.address} for f in _floating_ips_made_for(row, scope)
+                   if f.address not in keep]
+        row.result = {"release_floating_ips": release}
+        CloudAction.objects.filter(pk=row.pk).update(result=row.result)  # a retry releases the same ones
         compute.server_delete(scope=scope, server_id=server)
     elif row.action == "floating_ip_assign":
         external = next((n for n in network.network_list(scope=scope) if n.is_external), None)
@@ -152,7 +236,11 @@ def _call(row: CloudAction, scope: Scope) -> None:
         tag = f"portal:{row.idempotency_key}"
         fip = network.floating_ip_find(scope=scope, description=tag) or network.floating_ip_create(
             scope=scope, external_network_id=external.id, description=tag)
-        network.floating_ip_associate(scope=scope, floating_ip_id=fip.id, server_id=server)
+        try:
+            network.floating_ip_associate(scope=scope, floating_ip_id=fip.id, server_id=server)
+        except CloudError:
+            network.floating_ip_delete(scope=scope, floating_ip_id=fip.id)  # not left holding the quota
+            raise
         CloudAction.objects.filter(pk=row.pk).update(result={"address": fip.address})
     elif row.action == "floating_ip_release":
         instance = Instance.objects.get(server_id=server)
@@ -247,6 +335,8 @@ def action_run(*, action_id: int) -> CloudAction:
         if row.attempts == 1 or not _already_done(row, scope):  # a retry must not repeat what went through
             _call(row, scope)
         _wait(row, scope)
+        if row.action == "delete":
+            _release_floating_ips(row, scope)
     except CloudUnavailable:
         if row.attempts < settings.PORTAL_LAUNCH_ATTEMPTS:
             raise  # the task retries with backoff
@@ -254,6 +344,18 @@ def action_run(*, action_id: int) -> CloudAction:
     except CloudError as exc:
         error = cloud_action_error(row=row, exc=exc)
     return cloud_action_finish(row=row, error=error, refresh=lambda r: _refresh_mirror(r, scope))
+
+
+def _release_floating_ips(row: CloudAction, scope: Scope) -> None:
+    """Once the server is gone, release the public IPs the portal made for it (unless kept)."""
+    row.refresh_from_db(fields=["result"])
+    for fip in (row.result or {}).get("release_floating_ips", []):
+        try:
+            network.floating_ip_delete(scope=scope, floating_ip_id=fip["id"])
+        except CloudError as exc:
+            raise CloudError(f"The instance was deleted, but releasing its public IP {fip['address']} failed: "
+                             f"{exc} Release it on the Public IPs page.", detail=exc.detail,
+                             request_id=exc.request_id) from exc
 
 
 def action_scope(row: CloudAction) -> Scope:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from allocations.charging import preflight_launch
@@ -25,9 +26,24 @@ from .sync import instances_upsert
 DEFAULT_GROUP = "ssh-icmp"
 logger = logging.getLogger(__name__)
 
+# The steps a launch goes through, as the progress page names them.
+STEP_FLOATING_IP = "assigning public IP"
+# Steps after every server is ACTIVE: their failure keeps the servers, and the page offers to try the
+# step again with the server action named here.
+STEP_WORDS = {STEP_FLOATING_IP: "assigning a public IP"}
+STEP_RETRY_ACTIONS = {STEP_FLOATING_IP: "floating_ip_assign"}
+
 
 class LaunchTimedOut(CloudError):
     default_message = "The instance did not become active in time."
+
+
+class PartlyBuilt(CloudError):
+    """Some servers became ACTIVE and the others never did: the active ones are kept."""
+
+    def __init__(self, cause: CloudError, active: list[compute.Server]):
+        super().__init__(str(cause), detail=cause.detail, request_id=cause.request_id)
+        self.active = active
 
 
 def instance_launch(*, user, allocation, flavor: compute.Flavor, image_id: str, image_name: str, name: str,
@@ -65,18 +81,32 @@ def _tagged(row: LaunchRequest, scope: Scope) -> dict[int, compute.Server]:
 
 
 def _network_id(row: LaunchRequest, scope: Scope) -> str:
+    """The network chosen, or for "Automatic" one that a router connects to the public network
+    (the project's own before a shared one), made with its router if there is none; never an
+    isolated network, from which no public IP could reach the instance."""
     if row.network_id:
         return row.network_id
     networks = network.network_list(scope=scope)
-    own = [n for n in networks if not n.is_external and n.project_id == row.project_id]
-    shared = [n for n in networks if not n.is_external and n.is_shared]
+    external = [n for n in networks if n.is_external]
+    if not external:  # a cloud without public networks: its networks are reachable as they are
+        candidates = [n for n in networks if n.project_id == row.project_id] + [n for n in networks if n.is_shared]
+        if not candidates:
+            raise CloudError("The project has no network to attach the instance to.")
+        return candidates[0].id
+    routed = networks_routed_to_external(networks=networks, routers=network.router_list(scope=scope))
+    own = [n for n in routed if n.project_id == row.project_id]
+    shared = [n for n in routed if n.is_shared and n.project_id != row.project_id]
     if own or shared:
         return (own or shared)[0].id
-    external = [n for n in networks if n.is_external]
-    if not external:
-        raise CloudError("The project has no network to attach the instance to.")
     return network.network_create_with_router(scope=scope, name="portal-net", cidr="10.0.0.0/24",
                                               external_network_id=external[0].id).id
+
+
+def networks_routed_to_external(*, networks: list[network.Network], routers: list[network.Router]) -> list[network.Network]:
+    """Of these networks, those with a subnet on a router whose gateway is an external network."""
+    external = {n.id for n in networks if n.is_external}
+    subnets = {subnet for r in routers if r.external_network_id in external for subnet in r.subnet_ids}
+    return [n for n in networks if not n.is_external and subnets.intersection(n.subnet_ids)]
 
 
 def security_group_ensure_default(*, scope: Scope) -> str:
@@ -129,26 +159,32 @@ def keypair_for(*, scope: Scope, key) -> str:
 
 
 def _wait_active(row: LaunchRequest, scope: Scope) -> list[compute.Server]:
-    """Poll with backoff until every server is ACTIVE; raise on ERROR or past the deadline."""
+    """Poll with backoff until every server is ACTIVE. Raise when they have all settled with some in
+    ERROR, or past the deadline: PartlyBuilt if some did become ACTIVE."""
     deadline = (row.started_at or timezone.now()).timestamp() + settings.PORTAL_LAUNCH_DEADLINE
     interval = 0.5
     while True:
         servers = list(_tagged(row, scope).values())
         instances_upsert(allocation=row.allocation, servers=servers, scope=scope)
+        active = [s for s in servers if s.status == "ACTIVE"]
         failed = [s for s in servers if s.status == "ERROR"]
-        if failed:
-            raise compute.server_fault_error(failed[0])
-        active = sum(1 for s in servers if s.status == "ACTIVE")
-        if active == row.count:
+        if len(active) == row.count:
             return servers
-        row = status_row_progress(row=row, step="building", progress=40 + 50 * active // row.count)
+        if failed and len(active) + len(failed) >= len(servers):
+            _raise_keeping(compute.server_fault_error(failed[0]), active)
+        row = status_row_progress(row=row, step="building", progress=40 + 50 * len(active) // row.count)
         if time.time() > deadline:
             stuck = [s for s in servers if s.status != "ACTIVE"]
             fault = next((s.fault for s in stuck if s.fault), "")
-            raise LaunchTimedOut(f"The instance did not become active within {settings.PORTAL_LAUNCH_DEADLINE // 60} "
-                                 f"minutes{': ' + fault if fault else ''}.")
+            _raise_keeping(LaunchTimedOut(
+                f"The instance did not become active within {settings.PORTAL_LAUNCH_DEADLINE // 60} "
+                f"minutes{': ' + fault if fault else ''}."), active)
         time.sleep(interval)
         interval = min(interval * 1.5, 5)
+
+
+def _raise_keeping(error: CloudError, active: list[compute.Server]):
+    raise PartlyBuilt(error, active) if active else error
 
 
 def _assign_floating_ips(row: LaunchRequest, servers: list[compute.Server], scope: Scope) -> None:
@@ -168,23 +204,27 @@ def _assign_floating_ips(row: LaunchRequest, servers: list[compute.Server], scop
             network.floating_ip_associate(scope=scope, floating_ip_id=fip.id, server_id=server.id)
 
 
-def launch_cleanup(*, row: LaunchRequest, scope: Scope) -> None:
-    """Delete everything a failed launch made (boot volumes go with their servers)."""
+def launch_cleanup(*, row: LaunchRequest, scope: Scope, keep: frozenset[str] = frozenset()) -> None:
+    """Delete what a failed launch made that never became usable (boot volumes go with their
+    servers); the servers in `keep` (ACTIVE ones) stay."""
     for fip_id in row.floating_ip_ids:
         network.floating_ip_delete(scope=scope, floating_ip_id=fip_id)
-    servers = _tagged(row, scope)
+    servers = {i: s for i, s in _tagged(row, scope).items() if s.id not in keep}
     for server in servers.values():
         compute.server_delete(scope=scope, server_id=server.id)
     deadline = time.time() + 120
     while servers and time.time() < deadline:
         time.sleep(1)
-        servers = _tagged(row, scope)
-    Instance.objects.filter(launch_request=row).update(deleted_at=timezone.now(), status="DELETED")
-    Instance.objects.filter(server_id__in=row.server_ids).update(deleted_at=timezone.now(), status="DELETED")
+        servers = {i: s for i, s in _tagged(row, scope).items() if s.id not in keep}
+    gone = Instance.objects.filter(Q(launch_request=row) | Q(server_id__in=row.server_ids)).exclude(server_id__in=keep)
+    gone.update(deleted_at=timezone.now(), status="DELETED")
 
 
 def launch_provision(*, request_id: int) -> LaunchRequest:
-    """Create (or find) the request's servers, wait for them, give them public IPs."""
+    """Create (or find) the request's servers, wait for them, then the steps after: public IPs.
+
+    Servers that never became usable are deleted on failure; once ACTIVE, a server is kept whatever
+    fails later (the row names the failed step, and the page offers to try it again)."""
     row = LaunchRequest.objects.select_related("allocation", "requested_by", "ssh_key").get(pk=request_id)
     if row.is_final:
         return row
@@ -198,23 +238,82 @@ def launch_provision(*, request_id: int) -> LaunchRequest:
         row = _create_servers(row, scope)
         row = status_row_progress(row=row, step="building", progress=40)
         servers = _wait_active(row, scope)
-        Instance.objects.filter(server_id__in=[s.id for s in servers]).update(launch_request=row)
-        if row.assign_floating_ip:
-            row = status_row_progress(row=row, step="assigning public IP", progress=92)
-            _assign_floating_ips(row, servers, scope)
-            row.refresh_from_db()
-            instances_upsert(allocation=row.allocation, servers=list(_tagged(row, scope).values()), scope=scope)
     except CloudUnavailable:
         if row.attempts < settings.PORTAL_LAUNCH_ATTEMPTS:
             raise  # the task retries; the lookup-before-create makes that safe
         return _fail(row, scope, "The cloud stopped answering while launching.")
+    except PartlyBuilt as exc:
+        return _fail_partly(row, scope, exc)
     except CloudError as exc:
         LaunchRequest.objects.filter(pk=row.pk).update(cloud_request_id=exc.request_id[:128])
         return _fail(row, scope, str(exc), exc.detail)
+    Instance.objects.filter(server_id__in=[s.id for s in servers]).update(launch_request=row)
+    return _after_active(row, servers, scope)
+
+
+def _after_active(row: LaunchRequest, servers: list[compute.Server], scope: Scope) -> LaunchRequest:
+    """The steps once every server is ACTIVE. A failure here keeps the servers and names the step."""
+    if row.assign_floating_ip:
+        row = status_row_progress(row=row, step=STEP_FLOATING_IP, progress=92)
+        try:
+            _assign_floating_ips(row, servers, scope)
+        except CloudUnavailable as exc:
+            if row.attempts < settings.PORTAL_LAUNCH_ATTEMPTS:
+                raise
+            return _fail_step(row, scope, STEP_FLOATING_IP, exc)
+        except CloudError as exc:
+            return _fail_step(row, scope, STEP_FLOATING_IP, exc)
+        _mirror_refresh(row, scope)
     return status_row_succeed(row=row, step="active")
 
 
+def _mirror_refresh(row: LaunchRequest, scope: Scope) -> None:
+    try:
+        instances_upsert(allocation=row.allocation, servers=list(_tagged(row, scope).values()), scope=scope)
+    except CloudError:
+        pass  # the next sync catches up
+
+
+def _sentence(text: str) -> str:
+    """A message to follow "…failed: ", its first word lowercased unless it is a name like "IP"."""
+    text = text.strip()
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        text = text[0].lower() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _fail_step(row: LaunchRequest, scope: Scope, step: str, exc: CloudError) -> LaunchRequest:
+    """A step after the servers became ACTIVE failed: keep the servers, say which step and why."""
+    logger.warning("launch %s: %s failed: %s %s", row.pk, step, exc, exc.detail)
+    row.refresh_from_db()
+    _release_unattached_floating_ips(row, scope)
+    LaunchRequest.objects.filter(pk=row.pk).update(failed_step=step, cloud_request_id=exc.request_id[:128])
+    _mirror_refresh(row, scope)
+    subject = "The instance is" if row.count == 1 else f"The {row.count} instances are"
+    return status_row_fail(row=row, error=f"{subject} running, but {STEP_WORDS[step]} failed: {_sentence(str(exc))}")
+
+
+def _release_unattached_floating_ips(row: LaunchRequest, scope: Scope) -> None:
+    """Addresses this launch took but could not point at a server hold the project's quota for
+    nothing: release them (a retry takes a fresh one)."""
+    if not row.floating_ip_ids:
+        return
+    try:
+        kept = []
+        for fip in network.floating_ip_list(scope=scope):
+            if fip.id in row.floating_ip_ids:
+                if fip.port_id:
+                    kept.append(fip.id)
+                else:
+                    network.floating_ip_delete(scope=scope, floating_ip_id=fip.id)
+    except CloudError as exc:
+        logger.error("launch %s: releasing unattached public IPs failed: %s", row.pk, exc.detail or exc)
+        return
+    LaunchRequest.objects.filter(pk=row.pk).update(floating_ip_ids=kept)
+
+
 def _fail(row: LaunchRequest, scope: Scope, message: str, detail: str = "") -> LaunchRequest:
+    """No server became usable: delete what the launch made, and say so."""
     logger.warning("launch %s failed: %s %s", row.pk, message, detail)
     row.refresh_from_db()
     try:
@@ -225,6 +324,42 @@ def _fail(row: LaunchRequest, scope: Scope, message: str, detail: str = "") -> L
     else:
         message += " Nothing was left behind."
     return status_row_fail(row=row, error=message)
+
+
+def _fail_partly(row: LaunchRequest, scope: Scope, exc: PartlyBuilt) -> LaunchRequest:
+    """Some servers became ACTIVE: keep them, delete only those that never did."""
+    logger.warning("launch %s partly built: %s %s", row.pk, exc, exc.detail)
+    row.refresh_from_db()
+    keep = frozenset(s.id for s in exc.active)
+    Instance.objects.filter(server_id__in=keep).update(launch_request=row)
+    lost = row.count - len(keep)
+    message = (f"{len(keep)} of {row.count} instances are running and were kept; the other {lost} never became "
+               f"usable: {_sentence(str(exc))}")
+    try:
+        launch_cleanup(row=row, scope=scope, keep=keep)
+    except CloudError as cleanup:
+        message += f" Removing {'it' if lost == 1 else 'them'} failed ({cleanup}); the sync will show what is left."
+    else:
+        message += f" {'It was' if lost == 1 else 'They were'} removed."
+    if row.assign_floating_ip:
+        message += " The running ones have no public IP yet: assign one on their pages."
+    return status_row_fail(row=row, error=message)
+
+
+def launch_step_retry(*, user, launch: LaunchRequest) -> list:
+    """Try the launch's failed step again, as the server action that does it, on each of the
+    launch's instances still without it. Raises ActionNotAllowed with words when nothing applies."""
+    from .actions import ActionNotAllowed, instance_act
+
+    action = STEP_RETRY_ACTIONS.get(launch.failed_step)
+    if action is None or launch.state != "failed":
+        raise ActionNotAllowed("This launch has no step to try again.")
+    instances = list(launch.instances.filter(deleted_at__isnull=True).select_related("allocation"))
+    todo = [i for i in instances if not i.floating_ips]
+    if not todo:
+        raise ActionNotAllowed("Every instance of this launch already has a public IP." if instances
+                               else "The instances of this launch no longer exist.")
+    return [instance_act(user=user, instance=i, action=action) for i in todo]
 
 
 def launch_requests_resume(*, stale_seconds: int, limit: int = 50) -> int:

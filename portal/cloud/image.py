@@ -17,6 +17,7 @@ class Image:
     min_disk_gb: int
     size_bytes: int
     is_featured: bool
+    os_distro: str = ""  # Glance's os_distro property ("ubuntu", "rocky", ...), "" when unset
 
     def group_for(self, project_id: str) -> str:
         """featured, project or shared: how the launch form groups images."""
@@ -31,7 +32,8 @@ def _image(raw) -> Image:
                 or (raw.name or "").lower().startswith("featured-"))
     return Image(id=raw.id, name=raw.name or raw.id, status=raw.status or "", visibility=raw.visibility or "",
                  owner=raw.owner_id or raw.owner or "", min_disk_gb=int(raw.min_disk or 0),
-                 size_bytes=int(raw.size or 0), is_featured=featured and raw.visibility == "public")
+                 size_bytes=int(raw.size or 0), is_featured=featured and raw.visibility == "public",
+                 os_distro=str(getattr(raw, "os_distro", None) or props.get("os_distro") or "").lower())
 
 
 def image_list(*, scope: Scope) -> list[Image]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .connection import Scope, connection_for
-from .errors import NotFound, cloud_errors
+from .errors import CloudError, NotFound, QuotaExceeded, cloud_errors
 
 
 @dataclass(frozen=True)
@@ -134,10 +134,19 @@ def floating_ip_list(*, scope: Scope) -> list[FloatingIP]:
 
 
 def floating_ip_create(*, scope: Scope, external_network_id: str, description: str = "") -> FloatingIP:
-    with cloud_errors():
-        conn = connection_for(scope)
-        return _fip(conn.network.create_ip(floating_network_id=external_network_id,
-                                           description=description))
+    try:
+        with cloud_errors():
+            conn = connection_for(scope)
+            return _fip(conn.network.create_ip(floating_network_id=external_network_id,
+                                               description=description))
+    except QuotaExceeded as exc:
+        try:
+            limit = f" (its quota is {network_quota_get(scope=scope).floating_ips})"
+        except CloudError:
+            limit = ""
+        raise QuotaExceeded(f"The project has no public IPs left{limit}. Release one it does not need on the "
+                            f"Public IPs page, or ask for a larger quota.", detail=exc.detail,
+                            request_id=exc.request_id) from exc
 
 
 def floating_ip_find(*, scope: Scope, description: str) -> FloatingIP | None:
@@ -150,13 +159,42 @@ def floating_ip_find(*, scope: Scope, description: str) -> FloatingIP | None:
 
 
 def floating_ip_associate(*, scope: Scope, floating_ip_id: str, server_id: str) -> FloatingIP:
-    """Point the floating IP at the server's first port."""
+    """Point the floating IP at the server's first port.
+
+    Neutron answers "External network … is not reachable from subnet …" (a 404) when the server's
+    network has no router to the public network; that becomes words naming both networks."""
     with cloud_errors():
         conn = connection_for(scope)
         ports = list(conn.network.ports(device_id=server_id))
         if not ports:
             raise NotFound("The instance has no network port to attach a public IP to.")
-        return _fip(conn.network.update_ip(floating_ip_id, port_id=ports[0].id))
+    try:
+        with cloud_errors():
+            return _fip(conn.network.update_ip(floating_ip_id, port_id=ports[0].id))
+    except CloudError as exc:
+        if "not reachable from subnet" not in (exc.detail or "").lower():
+            raise
+        raise CloudError(_unreachable_message(conn, floating_ip_id, ports[0].network_id), detail=exc.detail,
+                         request_id=exc.request_id) from exc
+
+
+def _name_of_network(conn, network_id: str) -> str:
+    try:
+        with cloud_errors():
+            return conn.network.get_network(network_id).name or network_id
+    except CloudError:
+        return network_id
+
+
+def _unreachable_message(conn, floating_ip_id: str, network_id: str) -> str:
+    try:
+        with cloud_errors():
+            public = _name_of_network(conn, conn.network.get_ip(floating_ip_id).floating_network_id)
+    except CloudError:
+        public = "public"
+    return (f"The public network “{public}” is not reachable from the instance's network "
+            f"“{_name_of_network(conn, network_id)}”, which has no router to it. Launch on a network with a "
+            f"router (or pick “Automatic”), or add a router to that network.")
 
 
 def floating_ip_disassociate(*, scope: Scope, floating_ip_id: str) -> None:
@@ -179,3 +217,32 @@ def network_quota_get(*, scope: Scope) -> NetworkQuota:
     with cloud_errors():
         q = connection_for(scope).network.get_quota(scope.project_id)
         return NetworkQuota(floating_ips=int(q.floating_ips), security_groups=int(q.security_groups))
+
+
+@dataclass(frozen=True)
+class Router:
+    id: str
+    name: str
+    project_id: str
+    external_network_id: str  # "" when it has no external gateway
+    subnet_ids: tuple[str, ...]  # the subnets it has an interface on
+
+
+_INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed",
+                     "network:ha_router_replicated_interface")
+
+
+def router_list(*, scope: Scope) -> list[Router]:
+    """The routers the project can see, each with its external gateway and interface subnets."""
+    with cloud_errors():
+        conn = connection_for(scope)
+        routers = []
+        for raw in conn.network.routers():
+            gateway = raw.external_gateway_info or {}
+            subnets = tuple(ip["subnet_id"] for port in conn.network.ports(device_id=raw.id)
+                            if port.device_owner in _INTERFACE_OWNERS for ip in (port.fixed_ips or [])
+                            if ip.get("subnet_id"))
+            routers.append(Router(id=raw.id, name=raw.name or raw.id, project_id=raw.project_id or "",
+                                  external_network_id=gateway.get("network_id") or "", subnet_ids=subnets))
+        return routers
+

@@ -125,28 +125,27 @@ def test_request_form_creates_a_request_for_review(user_client, user):
 
 
 def test_a_pi_adds_a_member_by_email_and_an_unknown_email_is_explained(user_client, allocation):
+    # (issue 14, part D: addresses without a verified account are invited; tests/allocations/test_invitations.py)
     colleague = UserFactory(email="colleague@university.example")
     user_client.post(reverse("allocations:member_add", args=[allocation.pk]), {"email": colleague.email, "role": "member"})
     assert allocation.memberships.filter(user=colleague).exists()
     response = user_client.post(reverse("allocations:member_add", args=[allocation.pk]),
-                                {"email": "nobody@else.example", "role": "manager"})
+                                {"email": "nobody@", "role": "manager"})
     body = response.content.decode()
     # The error sits under the field and what was typed is still there (no redirect, no toast).
     assert response.status_code == 200
-    assert 'data-testid="member-email-error"' in body and "No portal account has verified nobody@else.example" in body
-    assert 'value="nobody@else.example"' in body and '<option value="manager" selected>' in body
+    assert 'data-testid="member-email-error"' in body and "“nobody@” is not an email address." in body
+    assert ">nobody@</textarea>" in body and '<option value="manager" selected>' in body
 
 
 def test_an_unverified_address_does_not_make_a_member(user_client, allocation):
     # Anyone can sign up with any address; only its verified owner may be given the project.
     squatter = UserFactory(email="pi-colleague@university.example", verified=False)
     EmailAddress.objects.create(user=squatter, email=squatter.email, verified=False, primary=True)
-    response = user_client.post(reverse("allocations:member_add", args=[allocation.pk]),
-                                {"email": "PI-colleague@university.example", "role": "member"})
-    body = response.content.decode()
-    assert "No portal account has verified PI-colleague@university.example" in body
-    assert 'value="PI-colleague@university.example"' in body
+    user_client.post(reverse("allocations:member_add", args=[allocation.pk]),
+                     {"email": "PI-colleague@university.example", "role": "member"})
     assert not allocation.memberships.filter(user=squatter).exists()
+    assert allocation.invitations.get().email == "PI-colleague@university.example"  # joins once verified
 
 
 def test_a_plain_member_cannot_change_members(client, allocation):

@@ -112,3 +112,207 @@ def test_no_valid_host_fails_with_words_and_leaves_nothing_behind(cloud, allocat
     assert row.state == "failed"
     assert "No host has capacity for this flavor" in row.error
     assert all(s.status == "DELETED" for s in cloud.servers.values())
+
+
+# --- Launches keep what works (issue 14) ------------------------------------------------------
+
+from django.utils import timezone  # noqa: E402
+
+from instances.models import CloudAction, Instance  # noqa: E402
+from instances.services.launch import STEP_FLOATING_IP, launch_step_retry  # noqa: E402
+from portal.cloud import network  # noqa: E402
+from portal.cloud.errors import CloudError, QuotaExceeded  # noqa: E402
+
+PUBLIC = network.Network("net-pub", "public", True, False, "admin", ("sub-pub",))
+ISOLATED = network.Network("net-iso", "isolated", False, False, "proj-1", ("sub-iso",))
+ROUTED = network.Network("net-routed", "routed", False, False, "proj-1", ("sub-routed",))
+SHARED_ROUTED = network.Network("net-shared", "shared", False, True, "admin", ("sub-shared",))
+
+
+class FakeNeutron:
+    """Networks, routers and floating IPs, faked at the gateway functions."""
+
+    def __init__(self):
+        self.networks = [ISOLATED, ROUTED, PUBLIC]
+        self.routers = [network.Router("r-1", "router", "proj-1", "net-pub", ("sub-routed",))]
+        self.ips: dict[str, network.FloatingIP] = {}
+        self.created_networks: list[str] = []
+        self.deleted_ips: list[str] = []
+        self.create_error: CloudError | None = None
+        self.associate_error: CloudError | None = None
+        self.server_networks: dict[str, list[str]] = {}
+
+    def network_list(self, *, scope):
+        return list(self.networks)
+
+    def router_list(self, *, scope):
+        return list(self.routers)
+
+    def network_create_with_router(self, *, scope, name, cidr, external_network_id):
+        made = network.Network(f"net-{name}", name, False, False, scope.project_id, (f"sub-{name}",))
+        self.networks.append(made)
+        self.routers.append(network.Router(f"r-{name}", f"{name}-router", scope.project_id, external_network_id,
+                                           made.subnet_ids))
+        self.created_networks.append(made.id)
+        return made
+
+    def floating_ip_create(self, *, scope, external_network_id, description=""):
+        if self.create_error:
+            raise self.create_error
+        fip = network.FloatingIP(f"fip-{len(self.ips) + 1}", f"203.0.113.{len(self.ips) + 10}", "DOWN", "", "",
+                                 external_network_id)
+        self.ips[fip.id] = fip
+        self.descriptions = {**getattr(self, "descriptions", {}), description: fip.id}
+        return fip
+
+    def floating_ip_find(self, *, scope, description):
+        fid = getattr(self, "descriptions", {}).get(description)
+        return self.ips.get(fid)
+
+    def floating_ip_associate(self, *, scope, floating_ip_id, server_id):
+        if self.associate_error:
+            raise self.associate_error
+        from dataclasses import replace
+        self.ips[floating_ip_id] = replace(self.ips[floating_ip_id], port_id=f"port-{server_id}", status="ACTIVE")
+        return self.ips[floating_ip_id]
+
+    def floating_ip_list(self, *, scope):
+        return list(self.ips.values())
+
+    def floating_ip_delete(self, *, scope, floating_ip_id):
+        self.deleted_ips.append(floating_ip_id)
+        self.ips.pop(floating_ip_id, None)
+
+
+@pytest.fixture
+def neutron(cloud, monkeypatch):
+    fake = FakeNeutron()
+    for name in ("network_list", "router_list", "network_create_with_router", "floating_ip_create",
+                 "floating_ip_find", "floating_ip_associate", "floating_ip_list", "floating_ip_delete"):
+        monkeypatch.setattr(network, name, getattr(fake, name))
+    create = compute.server_create
+
+    def server_create(**kwargs):
+        server = create(**kwargs)
+        fake.server_networks[server.id] = kwargs["network_ids"]
+        return server
+
+    monkeypatch.setattr(compute, "server_create", server_create)
+    return fake
+
+
+@pytest.fixture(autouse=True)
+def _routed_network_by_default(request):
+    """Every launch test runs with Neutron faked (launches now look at routers)."""
+    if "cloud" in request.fixturenames:
+        request.getfixturevalue("neutron")
+
+
+def test_automatic_network_is_one_routed_to_the_public_network_never_an_isolated_one(cloud, neutron, allocation, user):
+    # given the project has an isolated network (listed first) and one a router connects to "public"
+    row = launch_provision(request_id=make_request(allocation, user).pk)
+    # then the server is on the routed one, and no new network was made
+    assert row.state == "succeeded"
+    assert list(neutron.server_networks.values()) == [["net-routed"]]
+    assert neutron.created_networks == []
+
+
+def test_automatic_network_prefers_the_projects_own_routed_network_to_a_shared_one(cloud, neutron, allocation, user):
+    neutron.networks = [SHARED_ROUTED, ISOLATED, ROUTED, PUBLIC]
+    neutron.routers.append(network.Router("r-shared", "shared-router", "admin", "net-pub", ("sub-shared",)))
+    launch_provision(request_id=make_request(allocation, user).pk)
+    assert list(neutron.server_networks.values()) == [["net-routed"]]
+
+
+def test_automatic_network_makes_a_routed_network_when_the_project_has_only_an_isolated_one(
+        cloud, neutron, allocation, user):
+    neutron.networks, neutron.routers = [ISOLATED, PUBLIC], []
+    row = launch_provision(request_id=make_request(allocation, user).pk)
+    assert row.state == "succeeded"
+    assert neutron.created_networks == ["net-portal-net"]
+    assert list(neutron.server_networks.values()) == [["net-portal-net"]]
+
+
+def test_a_launch_with_a_public_ip_records_it_and_succeeds(cloud, neutron, allocation, user):
+    row = launch_provision(request_id=make_request(allocation, user, assign_floating_ip=True).pk)
+    assert row.state == "succeeded", row.error
+    assert row.floating_ip_ids == ["fip-1"] and neutron.ips["fip-1"].port_id
+
+
+def test_a_public_ip_failure_keeps_the_running_server_and_names_the_step(cloud, neutron, allocation, user):
+    # given the project's public IP quota is used up
+    neutron.create_error = QuotaExceeded("The project has no public IPs left (its quota is 0). Release one it "
+                                         "does not need on the Public IPs page, or ask for a larger quota.")
+    # when a launch asks for a public IP
+    row = launch_provision(request_id=make_request(allocation, user, assign_floating_ip=True).pk)
+    # then the launch failed at that step, in words, and the running server was not deleted
+    assert row.state == "failed" and row.failed_step == STEP_FLOATING_IP
+    assert row.error.startswith("The instance is running, but assigning a public IP failed: the project has no "
+                                "public IPs left (its quota is 0).")
+    assert "Nothing was left behind" not in row.error
+    assert cloud.calls["server_delete"] == 0
+    assert [s.status for s in cloud.servers.values()] == ["ACTIVE"]
+    instance = Instance.objects.get()
+    assert instance.deleted_at is None and instance.launch_request_id == row.pk
+
+
+def test_an_unreachable_network_keeps_the_server_and_releases_the_address_it_could_not_point(
+        cloud, neutron, allocation, user):
+    neutron.associate_error = CloudError(
+        "The public network “public” is not reachable from the instance's network “isolated”, which has no "
+        "router to it.", detail="External network net-pub is not reachable from subnet sub-iso.")
+    row = launch_provision(request_id=make_request(allocation, user, count=2, assign_floating_ip=True,
+                                                   network_id="net-iso").pk)
+    assert row.state == "failed" and row.failed_step == STEP_FLOATING_IP
+    assert row.error.startswith("The 2 instances are running, but assigning a public IP failed: the public network "
+                                "“public” is not reachable from the instance's network “isolated”")
+    assert cloud.calls["server_delete"] == 0
+    # the address taken for nothing went back to the pool
+    assert neutron.deleted_ips == ["fip-1"] and row.floating_ip_ids == []
+
+
+def test_a_launch_where_some_servers_fail_keeps_the_ones_that_run(cloud, neutron, allocation, user, monkeypatch):
+    create = compute.server_create
+
+    def second_fails(**kwargs):
+        server = create(**kwargs)
+        if kwargs["metadata"][compute.META_INDEX] == "2":
+            cloud.set(server.id, status="ERROR", fault="No valid host was found.")
+        return server
+
+    monkeypatch.setattr(compute, "server_create", second_fails)
+    row = launch_provision(request_id=make_request(allocation, user, count=2).pk)
+    assert row.state == "failed"
+    assert row.error.startswith("1 of 2 instances are running and were kept; the other 1 never became usable: "
+                                "no host has capacity")
+    statuses = {s.name: s.status for s in cloud.servers.values()}
+    assert statuses == {"node-1": "ACTIVE", "node-2": "DELETED"}
+    assert list(Instance.objects.filter(deleted_at__isnull=True).values_list("name", flat=True)) == ["node-1"]
+
+
+def test_the_launch_page_names_the_failed_step_and_try_again_assigns_the_ip(
+        user_client, cloud, neutron, allocation, user, django_capture_on_commit_callbacks):
+    neutron.create_error = QuotaExceeded("The project has no public IPs left (its quota is 0).")
+    row = launch_provision(request_id=make_request(allocation, user, assign_floating_ip=True).pk)
+    page = user_client.get(reverse("instances:launch_detail", args=[row.pk])).content.decode()
+    assert "assigning public IP — failed" in page and "The instance is running, but assigning a public IP failed" in page
+    assert ">Try again</button>" in page and "every 2s" not in page
+    # when the person tries again, the server action that assigns a public IP is queued
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = user_client.post(reverse("instances:launch_retry", args=[row.pk]))
+    assert response.status_code == 302 and len(callbacks) == 1
+    action = CloudAction.objects.get()
+    assert (action.action, action.target_id, action.state) == ("floating_ip_assign", Instance.objects.get().server_id,
+                                                               "queued")
+    # the page follows it (polls) and offers no second try meanwhile
+    page = user_client.get(reverse("instances:launch_detail", args=[row.pk])).content.decode()
+    assert "every 2s" in page and ">Try again</button>" not in page and "Assign public IP…" in page
+
+
+def test_try_again_is_refused_for_a_launch_without_a_failed_step(cloud, neutron, allocation, user):
+    from instances.services.actions import ActionNotAllowed
+
+    row = launch_provision(request_id=make_request(allocation, user).pk)
+    with pytest.raises(ActionNotAllowed, match="no step to try again"):
+        launch_step_retry(user=user, launch=row)
+    assert not CloudAction.objects.exists()

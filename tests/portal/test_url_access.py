@@ -26,7 +26,8 @@ from django.shortcuts import resolve_url
 from django.urls import URLResolver, get_resolver, resolve, reverse
 
 from api.models import ApiToken, IdempotentRequest
-from allocations.models import Allocation, ApplicationCredential, KeystoneIdentity, LedgerEntry, Membership
+from allocations.models import (Allocation, ApplicationCredential, Invitation, KeystoneIdentity, LedgerEntry,
+                                Membership)
 from instances.models import CloudAction, Instance, LaunchRequest, SSHKey, Volume
 from portal.cloud import identity
 from portal.models import Operation
@@ -116,7 +117,9 @@ def _key_download_token(o) -> str:
 
 
 REGISTRY: dict[str, Access] = {
-    "dashboard": Access(PERSONAL, url("dashboard"), GET_POST, why="the person's own projects, launches, actions"),
+    "dashboard": Access(PUBLIC, url("dashboard"), GET_POST, statuses={"GET": (200,), "POST": (405,)},
+                        why="`/` is the landing page for visitors (what the portal is, sign in / sign up) and the "
+                            "person's own dashboard once signed in (their own projects, launches, actions)"),
     "healthz": Access(PUBLIC, url("healthz"), GET_POST, statuses={"GET": (200, 503), "POST": (405,)},
                       why="load balancers and monitors probe it without signing in; it names failing components only"),
     # Instances
@@ -165,6 +168,13 @@ REGISTRY: dict[str, Access] = {
                                      data=lambda o: {"email": o.outsider.email, "role": "manager"}),
     "allocations:member_remove": Access(MEMBERS, url("allocations:member_remove", lambda o: o.allocation.pk,
                                                      lambda o: o.membership.pk), POST),
+    "allocations:invitation_revoke": Access(MEMBERS, url("allocations:invitation_revoke", lambda o: o.allocation.pk,
+                                                         lambda o: o.invitation.pk), POST),
+    # Someone holding no invitation, guessing a link: nothing is shown, nothing binds.
+    "allocations:invitation_open": Access(PUBLIC, url("allocations:invitation_open", lambda o: "guessed-token-0000"),
+                                          GET_POST, statuses={"GET": (404,), "POST": (404,)},
+                                          why="the link in an invitation mail, opened before the invitee has an "
+                                              "account; it binds only to an account that verified the invited address"),
     "allocations:credentials": Access(PERSONAL, url("allocations:credentials"), GET_POST, data=lambda o: {
         "allocation": o.allocation.pk, "name": "grabbed", "expires_in_days": 30},
         why="a person's own application credentials; the form offers only their own allocations"),
@@ -230,10 +240,20 @@ REGISTRY.update({
 })
 IS_API = (API, API_PERSONAL)
 
+@pytest.fixture
+def theirs(theirs):
+    """The other allocation also has a pending invitation (for the invitation routes)."""
+    from allocations.invitations import _invitation_create
+
+    theirs.invitation, _ = _invitation_create(allocation=theirs.allocation, email="invitee-theirs@example.org",
+                                              role="member", by=theirs.allocation.pi)
+    return theirs
+
+
 # --- Helpers ----------------------------------------------------------------------------------
 
 WATCHED = (Allocation, Membership, KeystoneIdentity, LedgerEntry, ApplicationCredential, Instance, Volume,
-           LaunchRequest, CloudAction, SSHKey, Operation, ApiToken, IdempotentRequest)
+           LaunchRequest, CloudAction, SSHKey, Operation, Invitation, ApiToken, IdempotentRequest)
 
 
 def rows() -> dict[str, list[dict]]:

@@ -1,6 +1,10 @@
+from datetime import timedelta
+from decimal import Decimal
+
 import pytest
 from django.core.cache import cache
 from django.urls import reverse
+from django.utils import timezone
 
 from portal import health
 from portal.cloud import errors
@@ -9,7 +13,7 @@ from tests.factories import PASSWORD
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("url", ["/", "/admin/"])
+@pytest.mark.parametrize("url", ["/instances/", "/allocations/", "/admin/"])
 def test_pages_send_anonymous_visitors_to_sign_in(client, url):
     response = client.get(url)
     assert response.status_code == 302
@@ -146,7 +150,9 @@ def test_signup_sends_a_verification_email_and_blocks_login_until_verified(clien
         "login": "new.researcher@university.example", "password": "a-long-enough-passphrase",
     })
     assert "confirm-email" in response["Location"] or "verification" in response.content.decode().lower()
-    assert client.get("/").status_code == 302
+    # Not signed in: `/` is the landing page, not a dashboard.
+    home = client.get("/").content.decode()
+    assert "How to get started" in home and "Signed in as" not in home
 
 
 def test_signup_form_explains_a_mismatched_password(client):
@@ -170,3 +176,192 @@ def test_login_page_offers_the_configured_sso_provider(client, settings):
     }]}}
     body = client.get(reverse("account_login")).content.decode()
     assert "Sign in with CILogon" in body
+
+
+# --- The landing page and a dashboard that leads (issue 14) ----------------------------------
+
+
+def test_an_anonymous_visitor_sees_what_the_portal_is_and_how_to_start(client):
+    response = client.get("/")
+    body = response.content.decode()
+    assert response.status_code == 200
+    for words in ["research cloud", "NVIDIA A100", "large-memory", "Volumes", "service units (SUs)",
+                  "How to get started"]:
+        assert words.lower() in body.lower(), words
+    assert f'href="{reverse("account_signup")}"' in body and f'href="{reverse("account_login")}"' in body
+    assert "Signed in as" not in body and "Recent activity" not in body
+
+
+def test_the_home_page_only_answers_reads(client, user_client):
+    assert client.post("/").status_code == 405
+    assert user_client.post("/").status_code == 405
+
+
+def test_a_new_users_dashboard_leads_to_requesting_an_allocation(user_client):
+    body = user_client.get("/").content.decode()
+    assert 'data-testid="get-started"' in body
+    assert f'<a class="btn btn-primary" href="{reverse("allocations:request")}">Request an allocation</a>' in body
+    assert user_client.get(reverse("allocations:request")).status_code == 200
+
+
+def test_a_pending_request_shows_on_the_dashboard_with_its_status(user_client, user, staff_user):
+    from allocations import services
+
+    allocation = services.allocation_request(
+        pi=user, title="Coastal flooding", kind="research_cpu", requested_sus=Decimal(25000),
+        justification="Ensembles.", start_date=timezone.localdate(), end_date=timezone.localdate() + timedelta(days=90))
+    body = user_client.get("/").content.decode()
+    assert 'data-testid="get-started"' not in body  # a member of something now
+    assert "Your request “Coastal flooding”" in body and "25,000 SUs" in body
+    assert f"waiting for review since {timezone.localdate():%b} {timezone.localdate().day}" in body
+
+    services.allocation_start_review(allocation=allocation, reviewer=staff_user)
+    body = user_client.get("/").content.decode()
+    assert "is\n    <span data-testid=\"pending-status\">under review since" in body
+
+
+def test_the_award_and_the_reviewers_note_show_once_reviewed(user_client, user, staff_user):
+    from allocations import services
+
+    today = timezone.localdate()
+    allocation = services.allocation_request(
+        pi=user, title="Coastal flooding", kind="research_cpu", requested_sus=Decimal(25000),
+        justification="Ensembles.", start_date=today, end_date=today + timedelta(days=90))
+    services.allocation_approve(allocation=allocation, reviewer=staff_user, awarded_sus=Decimal(20000),
+                                start_date=today, end_date=today + timedelta(days=180),
+                                note="Trimmed: the last 20 runs can use the smaller flavor.")
+    body = user_client.get("/").content.decode()
+    assert "Your request" not in body
+    assert "“Coastal flooding” was approved" in body and "20,000 SUs</span> awarded" in body
+    assert "Reviewer's note: <q" in body and "Trimmed: the last 20 runs can use the smaller flavor." in body
+    assert "Its cloud project is being set up" in body
+
+    detail = user_client.get(reverse("allocations:detail", args=[allocation.pk])).content.decode()
+    assert 'data-testid="review-outcome"' in detail and "Awarded 20,000 SUs" in detail
+    assert "(25,000 requested)" in detail and "Trimmed: the last 20 runs" in detail
+
+
+def test_a_rejection_and_its_note_show_on_the_dashboard(user_client, user, staff_user):
+    from allocations import services
+
+    today = timezone.localdate()
+    allocation = services.allocation_request(
+        pi=user, title="Crypto mining", kind="research_gpu", requested_sus=Decimal(900000),
+        justification="Profit.", start_date=today, end_date=today + timedelta(days=90))
+    services.allocation_reject(allocation=allocation, reviewer=staff_user, note="Not research.")
+    body = user_client.get("/").content.decode()
+    assert "“Crypto mining” was not approved" in body and "Not research." in body
+    assert f'href="{reverse("allocations:request")}">Send a new request' in body
+
+
+def _activity(body: str) -> list[str]:
+    """The dashboard's activity items as text, in order."""
+    import re
+    from html import unescape
+
+    items = re.findall(r'data-testid="activity-item".*?</li>', body, re.S)
+    return [" ".join(unescape(re.sub(r"<[^>]+>", "", item.split(">", 1)[1])).split()) for item in items]
+
+
+def test_recent_activity_is_in_plain_words_with_failures_first(user_client, user, allocation, staff_user):
+    from instances.models import CloudAction, Instance, LaunchRequest
+    from portal.models import Operation
+
+    # given a failed volume create (older), a finished launch of three and a failed project setup
+    failed = CloudAction.objects.create(
+        allocation=allocation, project_id="proj-1", target_type="volume", target_name="data-1", action="create",
+        requested_by=user, state="failed",
+        error="The project's storage quota (1,000 GB) would be exceeded by 4,000 GB.")
+    CloudAction.objects.filter(pk=failed.pk).update(created_at=timezone.now() - timedelta(hours=5))
+    LaunchRequest.objects.create(allocation=allocation, project_id="proj-1", name="node", count=3,
+                                 flavor_id="f-m3-small", flavor_name="m3.small", requested_by=user, state="succeeded")
+    Operation.objects.create(kind="allocation.provision", target=f"allocation:{allocation.pk}", state="failed",
+                             requested_by=staff_user, error="Keystone refused to create the project.")
+    server = Instance.objects.create(allocation=allocation, project_id="proj-1", server_id="srv-9", name="web-1",
+                                     status="SHUTOFF")
+    CloudAction.objects.create(allocation=allocation, project_id="proj-1", target_id="srv-9", target_name="web-1",
+                               action="floating_ip_assign", requested_by=user, state="succeeded")
+
+    body = user_client.get("/").content.decode()
+    items = _activity(body)
+    # failures first (newest first), then everything else newest first
+    assert items[0].startswith("Failed Setting up the project for “Protein folding” failed: Keystone refused")
+    assert items[1].startswith("Failed Creating volume data-1 failed: the project's storage quota (1,000 GB) "
+                               "would be exceeded by 4,000 GB.")
+    assert any(i.startswith("Done Assigned a public IP to instance web-1") for i in items)
+    assert any(i.startswith("Done Launched 3 × m3.small (node-1…node-3)") for i in items)
+    assert f'href="{reverse("instances:detail", args=[server.pk])}"' in body
+    assert f'href="{reverse("allocations:detail", args=[allocation.pk])}"' in body
+    for internal in ["allocation.provision", f"allocation:{allocation.pk}", "floating_ip_assign", "Floatingipassign"]:
+        assert internal not in body
+
+
+def test_a_dismissed_failure_leaves_the_dashboard(user_client, user, allocation):
+    from instances.models import CloudAction
+
+    row = CloudAction.objects.create(allocation=allocation, project_id="proj-1", target_type="volume",
+                                     target_name="data-1", action="create", requested_by=user, state="failed",
+                                     error="Quota.")
+    assert "Creating volume data-1 failed" in user_client.get("/").content.decode()
+    CloudAction.objects.filter(pk=row.pk).update(dismissed_at=timezone.now())
+    assert "data-1" not in user_client.get("/").content.decode()
+
+
+def test_a_launch_that_kept_its_servers_says_so(user_client, user, allocation):
+    from instances.models import LaunchRequest
+
+    LaunchRequest.objects.create(
+        allocation=allocation, project_id="proj-1", name="gpu-box", count=1, flavor_id="f-g3-small",
+        flavor_name="g3.small", requested_by=user, state="failed", failed_step="floating_ip",
+        error="The instance is running, but assigning a public IP failed: the external network is not reachable.")
+    items = _activity(user_client.get("/").content.decode())
+    assert items[0].startswith("Failed Launched 1 × g3.small (gpu-box), but one step failed: the instance is running, "
+                               "but assigning a public IP failed")
+
+
+def test_activity_shows_only_ones_own_allocations(client, user, allocation):
+    from instances.models import CloudAction
+    from tests.fixtures.allocations import make_allocation
+
+    theirs = make_allocation(project_id="proj-2", title="Someone else's")
+    CloudAction.objects.create(allocation=theirs, project_id="proj-2", target_type="volume",
+                               target_name="their-secret-volume", action="create", requested_by=theirs.pi,
+                               state="failed", error="Quota.")
+    client.force_login(user)
+    body = client.get("/").content.decode()
+    assert "their-secret-volume" not in body and "Someone else" not in body
+
+
+def test_the_menu_has_a_network_section_and_a_skip_link_comes_first(user_client):
+    body = user_client.get("/").content.decode()
+    first_link = body[body.index("<body"):].split("<a ", 1)[1]
+    assert first_link.startswith('class="skip-link') and 'href="#content">Skip to content</a>' in first_link
+    assert 'id="content"' in body
+    menu = body[body.index('data-testid="network-menu"'):]
+    menu = menu[:menu.index("</li>\n            </ul>")]
+    for label, name in [("SSH keys", "instances:keys"), ("Security groups", "instances:security_groups"),
+                        ("Public IPs", "instances:floating_ips")]:
+        assert f'href="{reverse(name)}"' in menu and label in menu
+
+
+def test_the_credentials_form_explains_a_bad_name_in_words(user_client, allocation):
+    response = user_client.post(reverse("allocations:credentials"),
+                                {"allocation": allocation.pk, "name": "my laptop!", "expires_in_days": 30})
+    body = response.content.decode()
+    assert "Use letters, digits, - and _ only (no spaces)" in body
+    assert "slug" not in body.lower()
+    assert 'value="my laptop!"' in body
+
+
+def test_a_failed_volume_create_can_be_dismissed_from_the_dashboard(user_client, user, allocation):
+    from instances.models import CloudAction
+
+    row = CloudAction.objects.create(allocation=allocation, project_id="proj-1", target_type="volume",
+                                     target_name="data-1", action="create", requested_by=user, state="failed",
+                                     error="Quota.")
+    body = user_client.get("/").content.decode()
+    dismiss = reverse("instances:volume_action_dismiss", args=[row.pk])
+    assert f'action="{dismiss}"' in body
+    response = user_client.post(dismiss, {"next": "/"})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert "data-1" not in user_client.get("/").content.decode()
