@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 
 from .models import gpu_share_label
+from .quota import flavor_refusal, launch_refusals, volume_refusals
 from .services.keys import public_key_fingerprint
 
 name_validator = RegexValidator(
@@ -52,6 +53,20 @@ class BootstrapForm(forms.Form):
                 widget.attrs.setdefault("class", "form-control")
 
 
+class SelectWithDisabled(forms.Select):
+    """A select whose options in `disabled` are shown but cannot be picked (their text says why)."""
+
+    def __init__(self, attrs=None, choices=(), disabled=()):
+        super().__init__(attrs, choices)
+        self.disabled = set(disabled)
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        if str(value) in self.disabled:
+            option["attrs"]["disabled"] = True
+        return option
+
+
 def flavor_label(f) -> str:
     label = f"{f.name} — {f.vcpus} vCPU, {f.ram_mb // 1024} GB RAM, {f.disk_gb} GB disk"
     if f.is_gpu:
@@ -64,7 +79,7 @@ class LaunchForm(BootstrapForm):
     image = forms.ChoiceField(required=False)
     boot_volume = forms.ChoiceField(required=False, label="…or boot from a volume",
                                     help_text="An available bootable volume of this project.")
-    flavor = forms.ChoiceField()
+    flavor = forms.ChoiceField(widget=SelectWithDisabled)
     count = forms.IntegerField(min_value=1, initial=1)
     root_disk_gb = forms.IntegerField(required=False, min_value=1, max_value=2000, label="Root disk size (GB)",
                                       help_text="Leave empty to use the flavor's disk; larger boots from a new volume.")
@@ -80,21 +95,33 @@ class LaunchForm(BootstrapForm):
                                 help_text="cloud-init user data: “#cloud-config” YAML or a “#!” shell script.")
     assign_floating_ip = forms.BooleanField(required=False, label="Assign a public IP")
 
-    def __init__(self, *args, options: dict, keys, volumes=(), **kwargs):
+    def __init__(self, *args, options: dict, keys, volumes=(), quota=None, **kwargs):
+        """`quota`: the project's instances.quota.ProjectQuota, or None when it could not be read
+        (then nothing is refused here and the cloud checks alone)."""
         super().__init__(*args, **kwargs)
         self.options = options
+        self.quota = quota
         self.fields["boot_volume"].choices = [("", "—")] + [(v.volume_id, f"{v} ({v.size_gb} GB)") for v in volumes]
         self.fields["count"].validators.append(_max(settings.PORTAL_LAUNCH_MAX_COUNT))
-        self.fields["count"].widget.attrs.update(min=1, max=settings.PORTAL_LAUNCH_MAX_COUNT)
+        free = quota.free("instances") if quota else None
+        most = min(settings.PORTAL_LAUNCH_MAX_COUNT, free) if free is not None else settings.PORTAL_LAUNCH_MAX_COUNT
+        self.fields["count"].widget.attrs.update(min=1, max=max(1, most))
         self.fields["image"].choices = [("", "Choose an image")] + [
             (IMAGE_GROUPS[g], [(i.id, i.name) for i in options["images"] if i.group == g]) for g in IMAGE_GROUPS
             if any(i.group == g for i in options["images"])]
+        self.flavor_refusals = {f.id: reason for f in options["flavors"]
+                                if (reason := flavor_refusal(quota=quota, flavor=f))}
         self.fields["flavor"].choices = [("", "Choose a flavor")] + [
-            (FLAVOR_GROUPS[g], [(f.id, flavor_label(f)) for f in options["flavors"] if f.family == g])
+            (FLAVOR_GROUPS[g], [(f.id, self._flavor_option(f)) for f in options["flavors"] if f.family == g])
             for g in FLAVOR_GROUPS if any(f.family == g for f in options["flavors"])]
+        self.fields["flavor"].widget.disabled = set(self.flavor_refusals)
         self.fields["ssh_key"].choices = [("", "No key")] + [(str(k.pk), k.name) for k in keys]
         self.fields["security_groups"].choices = [(g.name, g.name) for g in options["security_groups"]]
         self.fields["network"].choices = [("", "Automatic")] + [(n.id, n.name) for n in options["networks"]]
+
+    def _flavor_option(self, f) -> str:
+        reason = self.flavor_refusals.get(f.id)
+        return f"{f.name} — {reason}" if reason else flavor_label(f)
 
     def clean_new_public_key(self):
         key = self.cleaned_data["new_public_key"].strip()
@@ -102,8 +129,22 @@ class LaunchForm(BootstrapForm):
             public_key_fingerprint(key)
         return key
 
+    def _clean_quota(self, data) -> None:
+        """Refuse at the field what the project's remaining quota cannot hold."""
+        flavor, count = self.chosen_flavor, data.get("count")
+        if flavor is None or not count or self.has_error("count"):
+            return
+        size = data.get("root_disk_gb")
+        new_volume = size if size and data.get("image") and not data.get("boot_volume") else None
+        refusals = launch_refusals(quota=self.quota, flavor=flavor, count=count, new_volume_gb=new_volume,
+                                   public_ip=bool(data.get("assign_floating_ip")))
+        for field, message in refusals.items():
+            if not self.has_error(field):
+                self.add_error(field, message)
+
     def clean(self):
         data = super().clean()
+        self._clean_quota(data)
         if not data.get("image") and not data.get("boot_volume"):
             self.add_error("image", "Choose an image, or a volume to boot from.")
         if data.get("boot_volume") and int(data.get("count") or 1) > 1:
@@ -156,15 +197,24 @@ class VolumeCreateForm(BootstrapForm):
     snapshot_id = forms.ChoiceField(required=False, label="From snapshot")
     image_id = forms.ChoiceField(required=False, label="From image")
 
-    def __init__(self, *args, snapshots=(), images=(), **kwargs):
+    def __init__(self, *args, snapshots=(), images=(), quota=None, **kwargs):
+        """`quota`: the project's instances.quota.ProjectQuota, or None when it could not be read."""
         super().__init__(*args, **kwargs)
+        self.quota = quota
         self.fields["snapshot_id"].choices = [("", "—")] + [(s.id, s.name or s.id) for s in snapshots]
         self.fields["image_id"].choices = [("", "—")] + [(i.id, i.name) for i in images]
+        free = quota.free("volume_gb") if quota else None
+        if free is not None:
+            self.fields["size_gb"].widget.attrs["max"] = max(1, min(free, self.fields["size_gb"].max_value))
+            self.fields["size_gb"].help_text = f"{free:,} GB of the project's volume storage are free."
 
     def clean(self):
         data = super().clean()
         if data.get("snapshot_id") and data.get("image_id"):
             raise forms.ValidationError("Pick a snapshot or an image, not both.")
+        if data.get("size_gb") and not self.has_error("size_gb"):
+            for field, message in volume_refusals(quota=self.quota, size_gb=data["size_gb"]).items():
+                self.add_error(field, message)
         return data
 
 

@@ -213,6 +213,49 @@ def project_quotas(*, user, allocation) -> dict:
     return quotas
 
 
+QUOTA_SECONDS = 60
+
+
+def _quota_generation(allocation) -> str:
+    """Changes whenever one of the portal's own launches or actions in the project moves (one
+    query), so the quota is read again after them and the numbers on the forms move."""
+    from django.db.models import OuterRef, Subquery
+
+    from allocations.models import Allocation
+
+    def newest(model):
+        return Subquery(model.objects.filter(allocation=OuterRef("pk")).order_by("-updated_at")
+                        .values("updated_at")[:1])
+
+    row = Allocation.objects.filter(pk=allocation.pk).values_list(
+        newest(LaunchRequest), newest(CloudAction)).first() or (None, None)
+    return ":".join(str(stamp.timestamp()) if stamp else "-" for stamp in row)
+
+
+def project_quota_for(*, user, allocation):
+    """What is used and left of the project's quota, read as the person through the gateway;
+    cached briefly per project. None when it cannot be read now (the forms then only note it,
+    and the cloud still checks)."""
+    from portal.cloud import quotas
+    from portal.cloud.errors import CloudError
+
+    from .quota import ProjectQuota
+
+    try:
+        scope = member_scope(user=user, allocation=allocation)
+    except NoCloudAccess:
+        return None
+    key = f"instances:quota-usage:{allocation.openstack_project_id}:{_quota_generation(allocation)}"
+    rows = cache.get(key)
+    if rows is None:
+        try:
+            rows = tuple(quotas.project_quota_usage(scope=scope))
+        except CloudError:
+            return None
+        cache.set(key, rows, QUOTA_SECONDS)
+    return ProjectQuota(rows=rows)
+
+
 def dashboard_for_user(*, user) -> dict:
     projects = project_counts_for_user(user=user)
     for p in projects:

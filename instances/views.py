@@ -69,6 +69,10 @@ def _launch_allocation(request):
     return usable, chosen
 
 
+# The quota panel of the launch form, in this order.
+QUOTA_PANEL_KEYS = ("instances", "cores", "ram_gb", "gpus", "volume_gb", "volumes", "floating_ips")
+
+
 def instance_launch(request):
     usable, allocation = _launch_allocation(request)
     if allocation is None:
@@ -82,7 +86,8 @@ def instance_launch(request):
                                                          "cloud_error": str(exc)})
     volumes = selectors.volume_list_for_user(user=request.user, allocation=allocation).filter(
         status="available", is_bootable=True)
-    form = LaunchForm(request.POST or None, options=options, keys=keys, volumes=volumes)
+    quota = selectors.project_quota_for(user=request.user, allocation=allocation)
+    form = LaunchForm(request.POST or None, options=options, keys=keys, volumes=volumes, quota=quota)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -101,12 +106,16 @@ def instance_launch(request):
         else:
             return redirect("instances:launch_detail", pk=row.pk)
     return render(request, "instances/launch.html", {
-        "usable": usable, "allocation": allocation, "form": form, "flavors": options["flavors"]})
+        "usable": usable, "allocation": allocation, "form": form, "flavors": options["flavors"], "quota": quota,
+        "quota_rows": quota.pick(QUOTA_PANEL_KEYS) if quota else [],
+        "gpu_flavors": any(f.is_gpu for f in options["flavors"])})
 
 
 @require_GET
 def launch_cost(request):
-    """The live cost preview: SU/hour for the chosen flavor and count."""
+    """The live cost preview: SU/hour for the chosen flavor and count, and whether they fit the quota."""
+    from .quota import launch_refusals
+
     _, allocation = _launch_allocation(request)
     try:
         flavors = selectors.flavor_list_for(user=request.user, allocation=allocation) if allocation else []
@@ -118,7 +127,10 @@ def launch_cost(request):
     except ValueError:
         count = 1
     rate = su_per_hour(flavor_name=flavor.name, vcpus=flavor.vcpus) * count if flavor else None
-    return render(request, "instances/launch.html#cost", {"rate": rate, "flavor": flavor, "count": count})
+    quota = selectors.project_quota_for(user=request.user, allocation=allocation) if flavor else None
+    refusals = launch_refusals(quota=quota, flavor=flavor, count=count)
+    return render(request, "instances/launch.html#cost", {"rate": rate, "flavor": flavor, "count": count,
+                                                          "quota_refusals": list(refusals.values())})
 
 
 @require_GET

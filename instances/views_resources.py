@@ -67,7 +67,8 @@ def volume_create(request):
     except (CloudError, NoCloudAccess) as exc:
         messages.error(request, str(exc))
         return redirect("instances:volumes")
-    form = VolumeCreateForm(request.POST or None, **options)
+    quota = selectors.project_quota_for(user=request.user, allocation=allocation)
+    form = VolumeCreateForm(request.POST or None, quota=quota, **options)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
@@ -78,8 +79,9 @@ def volume_create(request):
             return redirect("instances:volumes")
         messages.info(request, f"Creating volume {d['name']}.")
         return redirect(f"{reverse('instances:volumes')}?project={allocation.pk}")
-    return render(request, "instances/volume_create.html", {"form": form, "allocation": allocation,
-                                                            "allocations": usable})
+    return render(request, "instances/volume_create.html", {
+        "form": form, "allocation": allocation, "allocations": usable, "quota": quota,
+        "quota_rows": quota.pick(("volume_gb", "volumes")) if quota else []})
 
 
 def _back(request, default: str) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from portal.cloud import block_storage, compute, image, network
+from portal.cloud import block_storage, compute, image, network, quotas
 from portal.cloud.compute import Address, Flavor, Server
 from tests.fixtures.allocations import make_allocation
 
@@ -146,7 +146,27 @@ def cloud(monkeypatch):
     monkeypatch.setattr(block_storage, "volume_list", counted("volume_list", []))
     monkeypatch.setattr("instances.services.launch.time.sleep", lambda s: None)
     monkeypatch.setattr("instances.services.actions.time.sleep", lambda s: None)
+    # The project's quota (issue 14, part B): roomy unless a test sets cloud.quota to its own rows.
+    fake.quota = roomy_quota()
+
+    def project_quota_usage(*, scope):
+        fake.calls["project_quota_usage"] += 1
+        return list(fake.quota)
+
+    monkeypatch.setattr(quotas, "project_quota_usage", project_quota_usage)
     return fake
+
+
+def roomy_quota(**used_and_limits):
+    """Quota rows as the gateway returns them; `cores=(106, 150)` sets one row's used and limit."""
+    from portal.cloud.quotas import QuotaUse
+
+    rows = {"instances": ("Instances", 0, 100), "cores": ("vCPUs", 0, 1000), "ram_gb": ("RAM (GB)", 0, 4000),
+            "volume_gb": ("Volume storage (GB)", 0, 10000), "volumes": ("Volumes", 0, 100),
+            "floating_ips": ("Public IPs", 0, 10)}
+    for key, (used, limit) in used_and_limits.items():
+        rows[key] = (rows[key][0] if key in rows else {"gpus": "GPUs (vGPU)"}.get(key, key), used, limit)
+    return [QuotaUse(name, used, limit, key=key) for key, (name, used, limit) in rows.items()]
 
 
 @pytest.fixture
