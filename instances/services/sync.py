@@ -81,6 +81,9 @@ def instances_upsert(*, allocation, servers: list[compute.Server], scope: Scope 
     rows = [_instance(allocation, s, images, creators, now) for s in servers]
     Instance.objects.bulk_create(rows, update_conflicts=True, unique_fields=["server_id"],
                                  update_fields=INSTANCE_FIELDS)
+    # The meter charges by state intervals; this is its record of changes no Nova action shows.
+    from allocations.metering import server_states_record
+    server_states_record(project_id=allocation.openstack_project_id, servers=servers, seen_at=now)
     return len(rows)
 
 

@@ -7,7 +7,7 @@ the portal by the CLI or Horizon.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from openstack import exceptions as sdk_exc
 
@@ -24,10 +24,13 @@ class ServerUsage:
     vcpus: int
     created_at: datetime
     user_id: str  # the Keystone user that made the server
+    # Nova moves updated_at at every state change: the status has held at least since then.
+    updated_at: datetime | None = None
 
 
 def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def server_usage_list(*, scope: Scope) -> list[ServerUsage]:
@@ -40,9 +43,43 @@ def server_usage_list(*, scope: Scope) -> list[ServerUsage]:
                 id=s.id, name=s.name, status=(s.status or "").upper(),
                 flavor_name=flavor.get("original_name") or flavor.get("name") or "",
                 vcpus=int(flavor.get("vcpus") or 0), created_at=_parse_time(s.created_at),
-                user_id=s.user_id or "",
+                user_id=s.user_id or "", updated_at=_parse_time(s.updated_at) if s.updated_at else None,
             ))
         return result
+
+
+@dataclass(frozen=True)
+class ServerAction:
+    """One entry of a server's action log (stop, shelve, delete, ...) and when it took effect."""
+    action: str
+    request_id: str
+    failed: bool  # Nova marks an action "Error" when one of its events failed
+    start_time: datetime | None  # when it was asked for
+    # When its last event finished (the state change happened just before); None while one still
+    # runs, or when it has none (the API alone handled it, e.g. deleting a server never scheduled).
+    finish_time: datetime | None
+    events: int
+
+
+def server_action_list(*, scope: Scope, server_id: str, changes_since: datetime | None = None) -> list[ServerAction]:
+    """The server's actions that changed since `changes_since` (all of them without it), oldest
+    first, each with its events' finish time. Works for deleted servers too (Nova keeps their log).
+    One call for the list and one per action listed: ask only about servers that changed."""
+    query = {"changes_since": changes_since.isoformat()} if changes_since else {}
+    result = []
+    with cloud_errors():
+        conn = connection_for(scope)
+        for listed in conn.compute.server_actions(server_id, **query):
+            detail = conn.compute.get_server_action(listed.request_id, server_id, ignore_missing=True) or listed
+            events = list(detail.events or [])
+            finished = [e.finish_time for e in events]
+            result.append(ServerAction(
+                action=listed.action or "", request_id=listed.request_id or "",
+                failed=(listed.message or "").lower() == "error",
+                start_time=_parse_time(listed.start_time) if listed.start_time else None,
+                finish_time=(max(_parse_time(f) for f in finished) if finished and all(finished) else None),
+                events=len(events)))
+    return sorted(result, key=lambda a: a.start_time.timestamp() if a.start_time else 0)
 
 
 def server_shelve_all(*, scope: Scope) -> list[str]:
