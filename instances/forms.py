@@ -53,6 +53,17 @@ class BootstrapForm(forms.Form):
                 widget.attrs.setdefault("class", "form-control")
 
 
+class MarksInvalidFields:
+    """Adds Bootstrap's is-invalid to the widgets of fields with errors, so a refused field shows red."""
+
+    def full_clean(self):
+        super().full_clean()
+        for name in self.errors:
+            if name in self.fields:
+                widget = self.fields[name].widget
+                widget.attrs["class"] = f"{widget.attrs.get('class', '')} is-invalid".strip()
+
+
 class SelectWithDisabled(forms.Select):
     """A select whose options in `disabled` are shown but cannot be picked (their text says why)."""
 
@@ -74,7 +85,7 @@ def flavor_label(f) -> str:
     return label
 
 
-class LaunchForm(BootstrapForm):
+class LaunchForm(MarksInvalidFields, BootstrapForm):
     name = forms.CharField(max_length=50, validators=[name_validator])
     image = forms.ChoiceField(required=False)
     boot_volume = forms.ChoiceField(required=False, label="…or boot from a volume",
@@ -191,7 +202,7 @@ class ImageCreateForm(BootstrapForm):
     name = forms.CharField(max_length=100)
 
 
-class VolumeCreateForm(BootstrapForm):
+class VolumeCreateForm(MarksInvalidFields, BootstrapForm):
     name = forms.CharField(max_length=100, validators=[name_validator])
     size_gb = forms.IntegerField(min_value=1, max_value=10000, label="Size (GB)")
     snapshot_id = forms.ChoiceField(required=False, label="From snapshot")

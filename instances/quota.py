@@ -100,6 +100,7 @@ def launch_refusals(*, quota: ProjectQuota | None, flavor, count: int, new_volum
     if public_ip and ips is not None and ips.free is not None and count > ips.free:
         who = "The instance needs a public IP" if count == 1 else f"{count} instances need {count} public IPs"
         errors["assign_floating_ip"] = (
+            "The project's quota allows no public IPs: launch without one." if ips.limit == 0 else
             f"{who}; {_n(ips.free)} of the project's {_n(ips.limit)} {'is' if ips.free == 1 else 'are'} free. "
             "Release one you no longer use (Public IPs), or launch without one.")
     return errors
