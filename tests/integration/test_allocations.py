@@ -175,3 +175,44 @@ def test_removing_a_member_revokes_their_role_and_closing_disables_the_project(
     with django_capture_on_commit_callbacks(execute=True):
         services.allocation_close(allocation=cloud_allocation, by=cloud_allocation.pi, note="Project finished.")
     assert admin.identity.get_project(project_id).is_enabled is False
+
+
+@pytest.mark.django_db
+def test_meter_splits_a_real_servers_charge_at_the_stop_nova_recorded(cloud_allocation):
+    """Charging by state intervals against the real cloud: the ACTIVE part ends, and the SHUTOFF
+    part begins, when Nova's stop action finished (its events, as the project's own member sees them)."""
+    import time
+    from datetime import timezone as tz
+
+    from django.utils.dateparse import parse_datetime
+
+    def finished_at(server_id: str, action: str):
+        entry = next(a for a in conn.compute.server_actions(server_id) if a.action == action)
+        events = conn.compute.get_server_action(entry.request_id, server_id).events
+        return max(parse_datetime(e.finish_time).replace(tzinfo=tz.utc) for e in events)
+
+    # Given an m3.quad that ran a few seconds and was then stopped with the CLI
+    project_id = cloud_allocation.openstack_project_id
+    conn = connection_get(project_id=project_id)
+    server = boot(project_id, "m3.quad", "split")
+    time.sleep(5)
+    conn.compute.stop_server(server)
+    conn.compute.wait_for_server(server, status="SHUTOFF", wait=120, interval=1)
+    active_at, stopped_at = finished_at(server.id, "create"), finished_at(server.id, "stop")
+
+    # When the meter runs an hour after the stop (and again, for the same hour)
+    now = stopped_at + timedelta(hours=1)
+    metering.allocation_meter(allocation=cloud_allocation, now=now)
+    metering.allocation_meter(allocation=cloud_allocation, now=now)
+
+    # Then one row per state, split where Nova says the server stopped, each at its own rate
+    active, shutoff = LedgerEntry.objects.filter(
+        allocation=cloud_allocation, kind="usage", resource_id=server.id).order_by("period_start")
+    assert (active.state, active.su_rate, shutoff.state, shutoff.su_rate) == ("ACTIVE", 4, "SHUTOFF", 2)
+    assert abs((active.period_start - active_at).total_seconds()) <= 2  # building is not charged
+    assert abs((active.period_end - stopped_at).total_seconds()) <= 2
+    assert shutoff.period_start == active.period_end and shutoff.period_end == now
+    for row in (active, shutoff):
+        hours = Decimal((row.period_end - row.period_start).total_seconds()) / 3600
+        assert -row.sus == (row.su_rate * hours).quantize(Decimal("0.0001"))
+    assert abs(-shutoff.sus - 2) < Decimal("0.01")  # an hour SHUTOFF at 2 SU/hour, give or take a second
