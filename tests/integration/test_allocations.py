@@ -216,3 +216,30 @@ def test_meter_splits_a_real_servers_charge_at_the_stop_nova_recorded(cloud_allo
         hours = Decimal((row.period_end - row.period_start).total_seconds()) / 3600
         assert -row.sus == (row.su_rate * hours).quantize(Decimal("0.0001"))
     assert abs(-shutoff.sus - 2) < Decimal("0.01")  # an hour SHUTOFF at 2 SU/hour, give or take a second
+
+
+@pytest.mark.django_db
+def test_meter_charges_a_deleted_real_server_up_to_its_deletion(cloud_allocation):
+    """Nova keeps a deleted server's action log, and the project's member may read it: the meter
+    charges up to the delete's finish, not up to the run, and never again afterwards."""
+    import time
+    from datetime import timezone as tz
+
+    from django.utils.dateparse import parse_datetime
+
+    project_id = cloud_allocation.openstack_project_id
+    conn = connection_get(project_id=project_id)
+    server = boot(project_id, "m3.quad", "brief")
+    metering.allocation_meter(allocation=cloud_allocation, now=timezone.now())  # seen once, ACTIVE
+    time.sleep(3)
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, wait=120, interval=1)
+    delete = next(a for a in conn.compute.server_actions(server.id) if a.action == "delete")
+    events = conn.compute.get_server_action(delete.request_id, server.id).events
+    deleted_at = max(parse_datetime(e.finish_time).replace(tzinfo=tz.utc) for e in events)
+
+    metering.allocation_meter(allocation=cloud_allocation, now=deleted_at + timedelta(hours=1))
+    metering.allocation_meter(allocation=cloud_allocation, now=deleted_at + timedelta(hours=2))
+    last = LedgerEntry.objects.filter(allocation=cloud_allocation, resource_id=server.id).latest("period_end")
+    assert abs((last.period_end - deleted_at).total_seconds()) <= 2
+    assert cloud_allocation.meter_cursors.get(resource_id=server.id).gone
