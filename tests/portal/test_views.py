@@ -365,3 +365,17 @@ def test_a_failed_volume_create_can_be_dismissed_from_the_dashboard(user_client,
     response = user_client.post(dismiss, {"next": "/"})
     assert response.status_code == 302 and response["Location"] == "/"
     assert "data-1" not in user_client.get("/").content.decode()
+
+
+@pytest.mark.parametrize("status,task_state,words", [
+    ("VERIFY_RESIZE", "", "resized: confirm or revert"), ("BUILD", "spawning", "building (spawning)"),
+    ("ACTIVE", "resize_prep", "active (resize prep)"), ("SHELVED_OFFLOADED", "", "shelved"),
+    ("in-use", "", "in use"), ("error_extending", "", "error (extending failed)"), ("SHUTOFF", "", "shutoff"),
+])
+def test_status_badges_speak_words_not_internal_names(status, task_state, words):
+    import re
+
+    from django.template.loader import render_to_string
+
+    html = render_to_string("instances/_badge.html", {"status": status, "task_state": task_state})
+    assert " ".join(re.sub(r"<[^>]+>", "", html).split()) == words
