@@ -15,6 +15,7 @@ from allocations.models import Allocation
 from instances.models import Instance, Volume
 from tests.browser.test_allocations import sign_in
 from tests.factories import UserFactory
+from tests.fixtures.allocations import make_allocation
 from tests.instances.integration_support import (devcloud_ready, instances_allocation, launch_via_form,  # noqa: F401
                                                  wait_final)
 
@@ -51,6 +52,42 @@ def test_the_skip_link_is_the_first_thing_a_keyboard_reaches(page):
     assert focused == ["Skip to content", "#content"]
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "content"
+
+
+CONTRAST_JS = """
+(el) => {
+  const rgb = (c) => c.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  let node = el, bg = null;
+  while (node && !bg) {  // the nearest ancestor that paints an opaque background
+    const c = rgb(getComputedStyle(node).backgroundColor);
+    if (c.length < 4 || c[3] === 1) { if (c.length >= 3 && !(c.length === 4 && c[3] === 0)) bg = c; }
+    node = node.parentElement;
+  }
+  const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(bg || [255, 255, 255])].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}
+"""
+
+
+def test_links_have_at_least_4_5_to_1_contrast(page):
+    """Bootstrap's default link blue is 4.27:1 on the light grey body; every link here must reach 4.5:1."""
+    page.goto("/")
+    low = {}
+    for link in page.locator("main a:not(.btn)").all():
+        ratio = link.evaluate(CONTRAST_JS)
+        if ratio < 4.5:
+            low[link.inner_text()] = round(ratio, 2)
+    person = UserFactory()
+    allocation = make_allocation(pi=person, project_id="", title="Protein folding")
+    sign_in(page, person)
+    page.goto(reverse("allocations:detail", args=[allocation.pk]))  # a breadcrumb on the grey body
+    for link in page.locator("main a:not(.btn)").all():
+        ratio = link.evaluate(CONTRAST_JS)
+        if ratio < 4.5:
+            low[link.inner_text()] = round(ratio, 2)
+    assert not low, f"links below 4.5:1 contrast: {low}"
 
 
 def test_a_new_user_requests_an_allocation_from_the_dashboard_and_follows_it(page, screenshot, monkeypatch):
