@@ -41,15 +41,16 @@ def volume_list(request):
         v.attach_targets = [i for i in instances if i.allocation_id == v.allocation_id]
         last = actions["latest"].get(v.volume_id)
         v.failure = last if last and last.state == "failed" and not last.dismissed_at else None
-        if v.failure:
-            v.failure.doing = volume_services.DOING.get(last.action, last.action)
+        v.pending = last if last and not last.is_final else None  # the page polls until it ends
+        if v.failure or v.pending:
+            last.doing = volume_services.DOING.get(last.action, last.action)
     creating = [a for a in actions["loose"] if not a.is_final]
     failed = [a for a in actions["loose"] if a.state == "failed"]
     for a in creating + failed:
         a.doing = volume_services.DOING.get(a.action, a.action)
     return render(request, _partial(request, "instances/volumes.html", "rows"), {
         "volumes": volumes, "allocation": allocation, "creating": creating, "failed": failed,
-        "in_flux": bool(creating) or any(not v.is_settled for v in volumes),
+        "in_flux": bool(creating) or any(not v.is_settled or v.pending for v in volumes),
         "allocations": allocation_list_usable_for_user(user=request.user),
         "projects": allocation_list_for_user(user=request.user).exclude(openstack_project_id=""),
     })

@@ -98,9 +98,11 @@ def rule_words(rule: network.SecurityGroupRule, groups_by_id: dict | None = None
         other = (groups_by_id or {}).get(rule.remote_group_id)
         source = f"from instances in the group “{other.name}”" if other else "from instances in another group"
     elif rule.remote_ip_prefix in ANYWHERE:
-        source = "from anywhere" + (" (IPv6)" if rule.ethertype == "IPv6" else "")
+        source = "from anywhere"
     else:
         source = f"from {rule.remote_ip_prefix}"
+    if rule.ethertype == "IPv6" and ":" not in rule.remote_ip_prefix:
+        source += " over IPv6"
     return f"{what} {source}"
 
 

@@ -9,10 +9,26 @@ from django.urls import reverse
 from allocations.models import KeystoneIdentity
 from instances.models import CloudAction, Instance, SSHKey, Volume
 from tests.cloud_sdk import connection_get
-from tests.instances.integration_support import instances_allocation, launch_via_form, wait_final
+from tests.instances.integration_support import launch_via_form, wait_final
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-__all__ = ["instances_allocation"]
+
+
+@pytest.fixture
+def instances_allocation(devcloud, transactional_db):
+    """Like integration_support's, with a PI whose Keystone user name no other test run uses at the
+    same time (the factory's researcher<n> names repeat per process, and provisioning resets the
+    password of a Keystone user of the same name)."""
+    import uuid
+
+    from tests.factories import UserFactory
+    from tests.instances.integration_support import provision_directly, remove_directly
+
+    pi = UserFactory(username=f"c-{uuid.uuid4().hex[:8]}")
+    allocation = provision_directly(pi=pi, kind="research_gpu", title="Volumes and network test")
+    connection_get().set_compute_quotas(allocation.openstack_project_id, instances=30, cores=200, ram=1024 * 1024)
+    yield allocation
+    remove_directly(allocation)
 
 
 @pytest.fixture
