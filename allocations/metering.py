@@ -89,7 +89,8 @@ def allocations_meter(*, now: datetime) -> int:
 
 def allocation_meter(*, allocation: Allocation, now: datetime,
                      family_rates: dict[str, Decimal] | None = None) -> list[LedgerEntry]:
-    """Charge one allocation up to `now`; returns the ledger rows it appended."""
+    """Charge one allocation up to `now`; returns the ledger rows it wrote (the database drops any
+    that repeat an interval already charged)."""
     scope = service_scope(allocation=allocation)
     listed = usage.server_usage_list(scope=scope)
     alloc_start = datetime.combine(allocation.start_date, time.min, tzinfo=now.tzinfo)
@@ -108,19 +109,27 @@ def allocation_meter(*, allocation: Allocation, now: datetime,
     with transaction.atomic():
         _commit_without_waiting_for_disk()
         locked = _cursors_lock(allocation, known, set(known) - set(cursors), alloc_start)
-        rows, moves = [], []
-        for server_id, item in known.items():
-            cursor, gone = locked[server_id], server_id in unlisted
-            if now < cursor.until and not gone:
-                continue
-            end = max(min(item.server.updated_at or cursor.until, now) if gone else now, cursor.until)
-            spans = state_spans(start=cursor.until, end=end, initial=_initial(cursor, item.server),
-                                changes=item.changes, now_state=item.server.status, now_since=item.server.updated_at)
-            rows += _rows(allocation, item.server, spans, price, users.get(item.server.user_id) or item.user)
-            moves.append((cursor.pk, end, item.server.status, gone))
+        rows, moves = _charges(allocation, known, locked, unlisted, now, price, users)
         LedgerEntry.objects.bulk_create(rows, ignore_conflicts=True)
         _cursors_move(moves)
     return rows
+
+
+def _charges(allocation, known: dict[str, _Known], locked: dict[str, _Cursor], unlisted: set[str], now, price,
+             users) -> tuple[list[LedgerEntry], list[tuple]]:
+    """The ledger rows from each server's cursor to `now` (a gone one: to its deletion), and where
+    each cursor moves to: (pk, until, state, gone)."""
+    rows, moves = [], []
+    for server_id, item in known.items():
+        cursor, gone = locked[server_id], server_id in unlisted
+        if now < cursor.until and not gone:
+            continue
+        end = max(min(item.server.updated_at or cursor.until, now) if gone else now, cursor.until)
+        spans = state_spans(start=cursor.until, end=end, initial=_initial(cursor, item.server),
+                            changes=item.changes, now_state=item.server.status, now_since=item.server.updated_at)
+        rows += _rows(allocation, item.server, spans, price, users.get(item.server.user_id) or item.user)
+        moves.append((cursor.pk, end, item.server.status, gone))
+    return rows, moves
 
 
 def _commit_without_waiting_for_disk() -> None:
@@ -242,7 +251,7 @@ def _cursors_move(moves: list[tuple[int, datetime, str, bool]]) -> None:
 
 # --- History: the action log and the mirror ---------------------------------------------------
 
-def _unlisted_ids(allocation, cursors: dict[str, MeterCursor], listed: set[str], alloc_start: datetime,
+def _unlisted_ids(allocation, cursors: dict[str, _Cursor], listed: set[str], alloc_start: datetime,
                   now: datetime) -> set[str]:
     """Servers gone from the listing: those charged before, and those the mirror saw come and go
     since the last run (never listed at a run, so without a cursor)."""

@@ -235,6 +235,43 @@ def test_a_second_run_charges_only_what_came_after_the_first(allocation, cloud, 
                                       ("SHUTOFF", minutes(45), minutes(60), Decimal("0.5"))]
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("first_now", [60, 90])
+def test_two_runs_at_once_charge_each_interval_once(allocation, cloud, actions, clock, first_now):
+    # Two runs (a retried task and the beat, say) up to different times: whichever locks the
+    # project's cursors first charges up to its `now`, the other only what comes after.
+    import threading
+
+    from django.db import connection
+
+    for i in range(20):
+        cloud(f"s{i}", "m3.quad", "ACTIVE")
+    meter(allocation, clock, T0)
+    for i in range(20):
+        cloud(f"s{i}", "m3.quad", "SHUTOFF", updated=minutes(30))
+        actions(f"s{i}", "stop", minutes(30))
+    clock(minutes(90))
+    start, errors = threading.Barrier(2), []
+
+    def run(now):
+        try:
+            start.wait()
+            metering.allocation_meter(allocation=allocation, now=now)
+        except Exception as exc:  # noqa: BLE001 -- reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(minutes(m),)) for m in (first_now, 150 - first_now)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert charged(allocation) == 20 * (Decimal(2) + Decimal(2))  # 30 min ACTIVE, 60 min SHUTOFF each
+    assert set(MeterCursor.objects.values_list("metered_until", flat=True)) == {minutes(90)}
+
+
 def test_a_server_that_did_not_change_costs_no_history_call(allocation, cloud, actions, clock):
     for i in range(5):
         cloud(f"s{i}", "m3.quad", "ACTIVE")
