@@ -47,10 +47,11 @@ class IdempotentRequest(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64, help_text="sha256 of method, path and body.")
-    status_code = models.PositiveSmallIntegerField()
+    status_code = models.PositiveSmallIntegerField(help_text="0 while the first request is being answered.")
     body = models.JSONField(default=dict)
     location = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="one_answer_per_idempotency_key")]
+        indexes = [models.Index(fields=["created_at"], name="idempotent_request_age")]  # pruned after 24 h

@@ -6,7 +6,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_handler
 
 from allocations.charging import InsufficientBalance
 from instances.services import ActionNotAllowed
@@ -31,7 +30,7 @@ def problem_response(*, status_code: int, slug: str, title: str, detail: str, he
 
 def _from_domain(exc) -> Problem | None:
     if isinstance(exc, InsufficientBalance):
-        extra = {"shortfall_sus": str(exc.shortfall)} if exc.shortfall is not None else {}
+        extra = {"shortfall_sus": f"{exc.shortfall:f}"} if exc.shortfall is not None else {}
         return Problem(402 if exc.shortfall is not None else 409, "insufficient-balance",
                        "The allocation cannot carry this", str(exc), **extra)
     if isinstance(exc, ActionNotAllowed):
@@ -69,6 +68,10 @@ def exception_handler(exc, context):
     if problem is not None:
         return problem_response(status_code=problem.status_code, slug=problem.slug, title=problem.title,
                                 detail=str(problem.detail), **problem.extra)
+    # Imported here: rest_framework.views reads DEFAULT_THROTTLE_CLASSES (api.common) on import,
+    # and api.common imports this module.
+    from rest_framework.views import exception_handler as drf_handler
+
     response = drf_handler(exc, context)
     if response is None:
         return None

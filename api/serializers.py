@@ -1,12 +1,18 @@
 """What the API shows: read from the same mirror rows and selectors as the pages."""
 from __future__ import annotations
 
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from allocations.models import Allocation, LedgerEntry
 from instances.models import CloudAction, Instance, LaunchRequest, SSHKey, Volume, gpu_share_label
+from instances.services import ACTIONS
 
 from .models import ApiToken
+from .common import MAX_ID
+
+ID = {"min_value": 1, "max_value": MAX_ID}
 
 
 class AllocationSerializer(serializers.ModelSerializer):
@@ -44,7 +50,8 @@ class AllocationSerializer(serializers.ModelSerializer):
 
 
 class LedgerEntrySerializer(serializers.ModelSerializer):
-    user = serializers.EmailField(source="user.email", default=None, read_only=True)
+    user = serializers.CharField(source="user.email", default=None, read_only=True, allow_null=True,
+                                 help_text="The email of whose usage this is, when known.")
 
     class Meta:
         model = LedgerEntry
@@ -53,7 +60,7 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
 
 
 class MemberSerializer(serializers.Serializer):
-    email = serializers.EmailField(source="user.email")
+    email = serializers.CharField(source="user.email")
     role = serializers.CharField()
     sus_used = serializers.DecimalField(max_digits=14, decimal_places=4, source="sus")
 
@@ -100,29 +107,49 @@ class InstanceSerializer(serializers.ModelSerializer):
                   "key_name", "security_groups", "volume_ids", "is_locked", "fault", "creator", "cloud_created_at"]
 
 
+class InstanceQuerySerializer(serializers.Serializer):
+    allocation = serializers.IntegerField(required=False, help_text="Only this allocation's", **ID)
+    mine = serializers.BooleanField(required=False, default=False, help_text="Only the ones you made")
+    q = serializers.CharField(required=False, allow_blank=True, default="", max_length=100,
+                              help_text="Name contains, or server id starts with")
+    status = serializers.CharField(required=False, allow_blank=True, max_length=32,
+                                   help_text="Nova status, e.g. ACTIVE or SHUTOFF")
+
+
 class LaunchInputSerializer(serializers.Serializer):
-    allocation = serializers.IntegerField()
-    name = serializers.CharField(max_length=50)
-    flavor = serializers.CharField(help_text="A flavor id from /flavors/")
-    image = serializers.CharField(required=False, allow_blank=True, default="")
-    boot_volume = serializers.CharField(required=False, allow_blank=True, default="")
-    count = serializers.IntegerField(required=False, default=1)
-    root_disk_gb = serializers.IntegerField(required=False, allow_null=True, default=None)
+    """Checked again by the launch page's own form (flavors, images, keys, quota, boot script)."""
+
+    allocation = serializers.IntegerField(**ID)
+    name = serializers.CharField(max_length=50, help_text="Letters, digits and hyphens, starting with a letter")
+    flavor = serializers.CharField(max_length=64, help_text="A flavor id from /flavors/")
+    image = serializers.CharField(required=False, allow_blank=True, default="", max_length=64,
+                                  help_text="An image id from /images/ (or give boot_volume)")
+    boot_volume = serializers.CharField(required=False, allow_blank=True, default="", max_length=64,
+                                        help_text="The volume_id of an available bootable volume")
+    count = serializers.IntegerField(required=False, default=1, min_value=1,
+                                     max_value=settings.PORTAL_LAUNCH_MAX_COUNT)
+    root_disk_gb = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1,
+                                            max_value=2000)
     ssh_key = serializers.IntegerField(required=False, allow_null=True, default=None,
-                                       help_text="The id of one of your keys (/keys/)")
-    security_groups = serializers.ListField(child=serializers.CharField(), required=False, default=list)
-    network = serializers.CharField(required=False, allow_blank=True, default="")
-    user_data = serializers.CharField(required=False, allow_blank=True, default="")
+                                       help_text="The id of one of your keys (/keys/)", **ID)
+    security_groups = serializers.ListField(child=serializers.CharField(max_length=255), required=False,
+                                            default=list)
+    network = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+    user_data = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     assign_floating_ip = serializers.BooleanField(required=False, default=False)
 
 
 class ActionInputSerializer(serializers.Serializer):
-    action = serializers.CharField(help_text="start, stop, reboot_soft, reboot_hard, suspend, resume, shelve, "
-                                             "unshelve, resize, resize_confirm, resize_revert, lock, unlock, "
-                                             "image_create, floating_ip_assign, floating_ip_release, delete")
-    flavor_id = serializers.CharField(required=False, allow_blank=True, default="", help_text="For resize")
+    action = serializers.ChoiceField(choices=list(ACTIONS))
+    flavor_id = serializers.CharField(required=False, allow_blank=True, default="", max_length=64,
+                                      help_text="For resize: a flavor id from /flavors/")
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=100,
-                                 help_text="For image_create")
+                                 help_text="For image_create (default: the instance's name + -image)")
+
+    def validate(self, data):
+        if data["action"] == "resize" and not data["flavor_id"]:
+            raise serializers.ValidationError({"flavor_id": ["Give the flavor to resize to."]})
+        return data
 
 
 class LaunchSerializer(serializers.ModelSerializer):
@@ -157,19 +184,26 @@ class VolumeSerializer(serializers.ModelSerializer):
 
 
 class VolumeInputSerializer(serializers.Serializer):
-    allocation = serializers.IntegerField()
+    allocation = serializers.IntegerField(**ID)
     name = serializers.CharField(max_length=100)
-    size_gb = serializers.IntegerField()
-    snapshot_id = serializers.CharField(required=False, allow_blank=True, default="")
-    image_id = serializers.CharField(required=False, allow_blank=True, default="")
+    size_gb = serializers.IntegerField(min_value=1, max_value=10000)
+    snapshot_id = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+    image_id = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
 
 
 class VolumeActionInputSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=["attach", "detach", "extend", "snapshot"])
-    server_id = serializers.CharField(required=False, allow_blank=True, default="", help_text="For attach")
-    size_gb = serializers.IntegerField(required=False, default=0, help_text="For extend")
+    server_id = serializers.CharField(required=False, allow_blank=True, default="", max_length=64,
+                                      help_text="For attach: the server_id of an instance in the volume's project")
+    size_gb = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1, max_value=10000,
+                                       help_text="For extend: the new size, larger than now")
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=100,
                                  help_text="For snapshot")
+
+    def validate(self, data):
+        if data["action"] == "extend" and not data["size_gb"]:
+            raise serializers.ValidationError({"size_gb": ["Give the new size in GB."]})
+        return data
 
 
 class SSHKeySerializer(serializers.ModelSerializer):
@@ -177,6 +211,16 @@ class SSHKeySerializer(serializers.ModelSerializer):
         model = SSHKey
         fields = ["id", "name", "public_key", "fingerprint", "created_at"]
         read_only_fields = ["id", "fingerprint", "created_at"]
+        extra_kwargs = {"public_key": {"max_length": 16384}}
+
+
+class SecurityGroupRuleSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    direction = serializers.CharField()
+    protocol = serializers.CharField(allow_null=True)
+    port_min = serializers.IntegerField(allow_null=True)
+    port_max = serializers.IntegerField(allow_null=True)
+    remote_ip_prefix = serializers.CharField(allow_null=True)
 
 
 class SecurityGroupSerializer(serializers.Serializer):
@@ -185,9 +229,17 @@ class SecurityGroupSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
     rules = serializers.SerializerMethodField()
 
+    @extend_schema_field(SecurityGroupRuleSerializer(many=True))
     def get_rules(self, obj) -> list[dict]:
         return [{"id": r.id, "direction": r.direction, "protocol": r.protocol, "port_min": r.port_min,
                  "port_max": r.port_max, "remote_ip_prefix": r.remote_ip_prefix} for r in obj.rules]
+
+
+class SecurityGroupInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=64, help_text="Letters, digits, dots, hyphens and underscores")
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
+    allow_ssh = serializers.BooleanField(required=False, default=True, help_text="A rule for SSH (22/tcp) in")
+    allow_icmp = serializers.BooleanField(required=False, default=True, help_text="A rule for ping (ICMP) in")
 
 
 class FloatingIPSerializer(serializers.Serializer):
@@ -198,7 +250,7 @@ class FloatingIPSerializer(serializers.Serializer):
 
 
 class AllocationRefSerializer(serializers.Serializer):
-    allocation = serializers.IntegerField()
+    allocation = serializers.IntegerField(**ID)
 
 
 class TokenSerializer(serializers.ModelSerializer):

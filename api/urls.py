@@ -1,9 +1,10 @@
 from django.contrib.auth.decorators import login_not_required
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from . import views_pages
 from .views import allocations, instances, resources
+from .views.base import NotFoundView
 
 app_name = "api"
 
@@ -34,4 +35,6 @@ urlpatterns = [
          name="security-group-detail"),
     path("api/v1/floating-ips/", resources.FloatingIPList.as_view(), name="floating-ip-list"),
     path("api/v1/floating-ips/<str:ip_id>/", resources.FloatingIPDetail.as_view(), name="floating-ip-detail"),
+    # Last: any other API URL (a negative or non-numeric id, a typo) is a 404 problem, not a page.
+    re_path(r"^api/v1/", NotFoundView.as_view(), name="not-found"),
 ]

@@ -7,12 +7,14 @@ from rest_framework.response import Response
 from allocations import selectors
 
 from ..common import Cursor, allocation_for, allocations_for, with_etag
+from ..schema import IF_NONE_MATCH, problems
 from ..serializers import AllocationSerializer, LedgerEntrySerializer, MemberSerializer
 from .base import ApiView
 
 
 class AllocationList(ApiView):
-    @extend_schema(operation_id="allocations_list", responses=AllocationSerializer(many=True))
+    @extend_schema(operation_id="allocations_list", parameters=[IF_NONE_MATCH],
+                   responses=AllocationSerializer(many=True))
     def get(self, request):
         allocations = list(allocations_for(request))
         summaries = selectors.allocation_summaries(allocations=allocations)
@@ -22,6 +24,7 @@ class AllocationList(ApiView):
 
 class AllocationDetail(ApiView):
     @extend_schema(operation_id="allocations_retrieve", responses=AllocationSerializer)
+    @problems(404)
     def get(self, request, pk: int):
         allocation = allocation_for(request, pk)
         summaries = {allocation.pk: selectors.allocation_summary(allocation=allocation)}
@@ -32,6 +35,7 @@ class LedgerList(ApiView):
     pagination_class = Cursor
 
     @extend_schema(operation_id="allocations_ledger_list", responses=LedgerEntrySerializer(many=True))
+    @problems(404)
     def get(self, request, pk: int):
         allocation = allocation_for(request, pk)
         paginator = Cursor()
@@ -42,6 +46,7 @@ class LedgerList(ApiView):
 
 class MemberList(ApiView):
     @extend_schema(operation_id="allocations_members_list", responses=MemberSerializer(many=True))
+    @problems(404)
     def get(self, request, pk: int):
         allocation = allocation_for(request, pk)
         rows = [r for r in selectors.allocation_member_usage(allocation=allocation) if r["membership"]]

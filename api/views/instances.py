@@ -2,53 +2,48 @@
 launch/action status resources a client polls."""
 from __future__ import annotations
 
-from django.http import Http404
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from instances import selectors, services
 from instances.forms import LaunchForm
-from instances.models import CloudAction, LaunchRequest
 
-from ..common import Cursor, allocation_for, idempotent, limit_to_token, with_etag
+from ..common import (AllocationQuery, Cursor, allocation_for, body, idempotent, limit_to_token, query, reachable,
+                      with_etag)
+from ..schema import IF_NONE_MATCH, problems
 from ..serializers import (ActionInputSerializer, ActionSerializer, FlavorSerializer, ImageSerializer,
-                           InstanceSerializer, LaunchInputSerializer, LaunchSerializer)
+                           InstanceQuerySerializer, InstanceSerializer, LaunchInputSerializer, LaunchSerializer)
 from .base import ApiView, accepted, form_or_400
-
-ALLOCATION = OpenApiParameter("allocation", int, required=True, description="The allocation's id")
 
 
 def _instance(request, pk: int):
-    instance = selectors.instance_get_for_user(user=request.user, pk=pk)
-    if limit_to_token(request, type(instance).objects.filter(pk=instance.pk)).first() is None:
-        raise Http404("No such instance.")
-    return instance
+    return reachable(request, selectors.instance_get_for_user(user=request.user, pk=pk), "instance")
 
 
 class InstanceList(ApiView):
     pagination_class = Cursor
 
-    @extend_schema(operation_id="instances_list", responses=InstanceSerializer(many=True), parameters=[
-        OpenApiParameter("allocation", int), OpenApiParameter("mine", bool), OpenApiParameter("q", str),
-        OpenApiParameter("status", str)])
+    @extend_schema(operation_id="instances_list", responses=InstanceSerializer(many=True),
+                   parameters=[InstanceQuerySerializer, IF_NONE_MATCH])
+    @problems(404)
     def get(self, request):
-        pk = request.query_params.get("allocation")
-        allocation = allocation_for(request, pk) if pk else None
-        qs = selectors.instance_list_for_user(user=request.user, allocation=allocation,
-                                              mine=request.query_params.get("mine") in ("1", "true"),
-                                              search=request.query_params.get("q", "").strip()[:100])
+        q = query(request, InstanceQuerySerializer)
+        allocation = allocation_for(request, q["allocation"]) if "allocation" in q else None
+        qs = selectors.instance_list_for_user(user=request.user, allocation=allocation, mine=q["mine"],
+                                              search=q["q"].strip())
         qs = limit_to_token(request, qs)
-        if status := request.query_params.get("status"):
-            qs = qs.filter(status=status.upper())
+        if q.get("status"):
+            qs = qs.filter(status=q["status"].upper())
         paginator = Cursor()
         page = paginator.paginate_queryset(qs.order_by("-id"), request, view=self)
         return with_etag(request, paginator.get_paginated_response(InstanceSerializer(page, many=True).data))
 
     @extend_schema(operation_id="instances_launch", request=LaunchInputSerializer, responses={202: LaunchSerializer})
+    @problems(402, 404, 409, cloud=True)
     @idempotent
     def post(self, request):
-        data = LaunchInputSerializer(data=request.data)
+        data = LaunchInputSerializer(data=body(request))
         data.is_valid(raise_exception=True)
         d = data.validated_data
         allocation = allocation_for(request, d["allocation"])
@@ -71,10 +66,12 @@ class InstanceList(ApiView):
 
 class InstanceDetail(ApiView):
     @extend_schema(operation_id="instances_retrieve", responses=InstanceSerializer)
+    @problems(404)
     def get(self, request, pk: int):
         return Response(InstanceSerializer(_instance(request, pk)).data)
 
     @extend_schema(operation_id="instances_delete", request=None, responses={202: ActionSerializer})
+    @problems(404, 409)
     @idempotent
     def delete(self, request, pk: int):
         row = services.instance_act(user=request.user, instance=_instance(request, pk), action="delete")
@@ -83,12 +80,13 @@ class InstanceDetail(ApiView):
 
 class InstanceActions(ApiView):
     @extend_schema(operation_id="instances_act", request=ActionInputSerializer, responses={202: ActionSerializer})
+    @problems(402, 404, 409, cloud=True)
     @idempotent
     def post(self, request, pk: int):
-        data = ActionInputSerializer(data=request.data)
+        instance = _instance(request, pk)
+        data = ActionInputSerializer(data=body(request))
         data.is_valid(raise_exception=True)
         d = data.validated_data
-        instance = _instance(request, pk)
         params = {}
         if d["action"] == "resize":
             params["flavor_id"] = d["flavor_id"]
@@ -100,33 +98,35 @@ class InstanceActions(ApiView):
 
 class LaunchDetail(ApiView):
     @extend_schema(operation_id="launches_retrieve", responses=LaunchSerializer)
+    @problems(404)
     def get(self, request, pk: int):
-        row = selectors.launch_get_for_user(user=request.user, pk=pk)
-        if limit_to_token(request, LaunchRequest.objects.filter(pk=row.pk)).first() is None:
-            raise Http404("No such launch.")
+        row = reachable(request, selectors.launch_get_for_user(user=request.user, pk=pk), "launch")
         return Response(LaunchSerializer(row).data)
 
 
 class ActionDetail(ApiView):
     @extend_schema(operation_id="actions_retrieve", responses=ActionSerializer)
+    @problems(404)
     def get(self, request, pk: int):
-        row = selectors.action_get_for_user(user=request.user, pk=pk)
-        if limit_to_token(request, CloudAction.objects.filter(pk=row.pk)).first() is None:
-            raise Http404("No such action.")
+        row = reachable(request, selectors.action_get_for_user(user=request.user, pk=pk), "action")
         return Response(ActionSerializer(row).data)
 
 
 class FlavorList(ApiView):
-    @extend_schema(operation_id="flavors_list", parameters=[ALLOCATION], responses=FlavorSerializer(many=True))
+    @extend_schema(operation_id="flavors_list", parameters=[AllocationQuery, IF_NONE_MATCH],
+                   responses=FlavorSerializer(many=True))
+    @problems(404, cloud=True)
     def get(self, request):
-        allocation = allocation_for(request, request.query_params.get("allocation"))
+        allocation = allocation_for(request, query(request, AllocationQuery)["allocation"])
         flavors = selectors.flavor_list_for(user=request.user, allocation=allocation)
         return with_etag(request, Response(FlavorSerializer(flavors, many=True).data))
 
 
 class ImageList(ApiView):
-    @extend_schema(operation_id="images_list", parameters=[ALLOCATION], responses=ImageSerializer(many=True))
+    @extend_schema(operation_id="images_list", parameters=[AllocationQuery, IF_NONE_MATCH],
+                   responses=ImageSerializer(many=True))
+    @problems(404, cloud=True)
     def get(self, request):
-        allocation = allocation_for(request, request.query_params.get("allocation"))
+        allocation = allocation_for(request, query(request, AllocationQuery)["allocation"])
         images = selectors.launch_options(user=request.user, allocation=allocation)["images"]
         return with_etag(request, Response(ImageSerializer(images, many=True).data))

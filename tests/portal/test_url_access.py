@@ -244,6 +244,8 @@ IS_API = (API, API_PERSONAL)
 def theirs(theirs):
     """The other allocation also has a pending invitation (for the invitation routes)."""
     from allocations.invitations import _invitation_create
+    # any other /api/v1/ URL, e.g. an id that is not a positive number: 404 problem details
+    "api:not-found": Access(API, _api("/api/v1/instances/-{}/", lambda o: o.instance.pk), GET_POST),
 
     theirs.invitation, _ = _invitation_create(allocation=theirs.allocation, email="invitee-theirs@example.org",
                                               role="member", by=theirs.allocation.pi)
