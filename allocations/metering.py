@@ -128,7 +128,9 @@ def _charges(allocation, known: dict[str, _Known], locked: dict[str, _Cursor], u
         spans = state_spans(start=cursor.until, end=end, initial=_initial(cursor, item.server),
                             changes=item.changes, now_state=item.server.status, now_since=item.server.updated_at)
         rows += _rows(allocation, item.server, spans, price, users.get(item.server.user_id) or item.user)
-        moves.append((cursor.pk, end, item.server.status, gone))
+        # Listed a moment after `now`, a server may show a state it entered after `now`.
+        changed_after = item.server.updated_at is not None and item.server.updated_at > end and spans
+        moves.append((cursor.pk, end, spans[-1][0] if changed_after else item.server.status, gone))
     return rows, moves
 
 

@@ -378,3 +378,17 @@ def test_the_mirror_records_a_status_only_when_it_changed(allocation):
     metering.server_states_record(project_id="proj-1", servers=[server("SHUTOFF", minutes(7))], seen_at=minutes(9))
     assert list(ServerStateChange.objects.order_by("since").values_list("status", "since")) == [
         ("ACTIVE", T0), ("SHUTOFF", minutes(7))]
+
+
+def test_a_change_listed_just_after_now_is_charged_from_when_it_happened(allocation, cloud, actions, clock):
+    # The run's `now` is taken before Nova is asked: a stop a second later shows in the listing.
+    cloud("a", "m3.quad", "ACTIVE")
+    meter(allocation, clock, T0)
+    actions("a", "stop", minutes(60) + timedelta(seconds=1))
+    cloud("a", "m3.quad", "SHUTOFF", updated=minutes(60) + timedelta(seconds=1))
+    meter(allocation, clock, minutes(60))
+    meter(allocation, clock, minutes(120))
+    assert usage_rows(allocation) == [
+        ("ACTIVE", T0, minutes(60), Decimal(4)),
+        ("ACTIVE", minutes(60), minutes(60) + timedelta(seconds=1), Decimal("0.0011")),
+        ("SHUTOFF", minutes(60) + timedelta(seconds=1), minutes(120), Decimal("1.9994"))]
