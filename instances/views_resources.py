@@ -26,6 +26,10 @@ def _project_context(request):
     return allocations, allocation
 
 
+# Nova attaches a volume to a server that is running or stopped, not one building, shelved or broken.
+ATTACHABLE = frozenset({"ACTIVE", "SHUTOFF"})
+
+
 def volume_list(request):
     """The mirror's volumes, plus creates still running and failed actions, each with its reason."""
     allocation = _selected_allocation(request)
@@ -38,7 +42,7 @@ def volume_list(request):
         v.attached = [{"instance": by_server.get(a["server_id"]),
                        **volume_services.volume_mount_hint(volume=v, device=a.get("device", ""))}
                       for a in v.attachments]
-        v.attach_targets = [i for i in instances if i.allocation_id == v.allocation_id]
+        v.attach_targets = [i for i in instances if i.allocation_id == v.allocation_id and i.status in ATTACHABLE]
         last = actions["latest"].get(v.volume_id)
         v.failure = last if last and last.state == "failed" and not last.dismissed_at else None
         v.pending = last if last and not last.is_final else None  # the page polls until it ends
@@ -230,11 +234,14 @@ def _security_groups_page(request, *, allocations, allocation, groups, error, fo
         status=status)
 
 
-@require_POST
 def security_group_rule_add(request, group_id: str):
+    """POST adds a rule; a refused one re-renders the groups page here, whose project picker then
+    GETs this address, which leads back to the groups page."""
     allocations, allocation = _project_context(request)
     if allocation is None:
         raise Http404("No such project.")
+    if request.method != "POST":
+        return redirect(f"{reverse('instances:security_groups')}?project={allocation.pk}")
     form = SecurityGroupRuleForm(request.POST, auto_id=f"id_{group_id}_%s")
     if form.is_valid():
         d = form.cleaned_data

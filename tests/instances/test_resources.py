@@ -181,9 +181,24 @@ def test_a_failed_action_shows_on_its_volumes_row_until_a_newer_one(user_client,
     assert "Extending failed" not in volumes_page(user_client)
 
 
+def test_an_action_running_on_a_volume_shows_on_its_row_and_the_page_polls_until_it_ends(
+        user_client, user, cloud, allocation):
+    volumes_upsert(allocation=allocation, volumes=[vol("v1")])
+    assert 'hx-trigger="every 2s"' not in volumes_page(user_client)
+    action = CloudAction.objects.create(allocation=allocation, project_id="proj-1", target_type="volume",
+                                        target_id="v1", target_name="vol-v1", action="attach", state="running",
+                                        requested_by=user)
+    page = volumes_page(user_client)
+    assert "Attaching…" in page.split('data-volume-id="v1"')[1].split("</tr>")[0]
+    assert 'hx-trigger="every 2s"' in page
+    CloudAction.objects.filter(pk=action.pk).update(state="succeeded")
+    assert 'hx-trigger="every 2s"' not in volumes_page(user_client)
+
+
 def test_attach_offers_no_preselected_instance_and_refuses_none_at_the_form(user_client, cloud, allocation):
     cloud.add("alpha")
     cloud.add("beta")
+    cloud.add("shelved", status="SHELVED_OFFLOADED")  # Nova would refuse it: not offered
     project_sync(allocation=allocation)
     volumes_upsert(allocation=allocation, volumes=[vol("v1")])
     row = volumes_page(user_client).split('data-volume-id="v1"')[1].split("</tr>")[0]
@@ -287,6 +302,7 @@ RULES = (network.SecurityGroupRule("r-ssh", "ingress", "tcp", 22, 22, "0.0.0.0/0
          network.SecurityGroupRule("r-web", "ingress", "tcp", 8000, 8080, "10.0.0.0/8"),
          network.SecurityGroupRule("r-ping", "ingress", "icmp", None, None, "0.0.0.0/0"),
          network.SecurityGroupRule("r-peer", "ingress", "any", None, None, "", "IPv4", "sg-default"),
+         network.SecurityGroupRule("r-peer6", "ingress", "any", None, None, "", "IPv6", "sg-default"),
          network.SecurityGroupRule("r-out", "egress", "any", None, None, ""))
 
 
@@ -316,7 +332,8 @@ def test_rules_read_in_words(user_client, allocation, neutron):
     web = page.split('data-group-name="Web"')[1].split("</section>")[0]
     words = [re.sub(r"\s+", " ", w) for w in re.findall(r'data-testid="rule"[^>]*>\s*<span>([^<]*)</span>', web)]
     assert words == ["SSH (22/tcp) from anywhere", "TCP ports 8000–8080 from 10.0.0.0/8",
-                     "Ping and other ICMP from anywhere", "All traffic from instances in the group “default”"]
+                     "Ping and other ICMP from anywhere", "All traffic from instances in the group “default”",
+                     "All traffic from instances in the group “default” over IPv6"]
     assert "All outgoing traffic is allowed." in web
     assert 'data-confirm="Remove “SSH (22/tcp) from anywhere” from Web?' in web.replace("&ldquo;", "“").replace(
         "&rdquo;", "”")
@@ -352,6 +369,15 @@ def test_a_bad_rule_is_refused_at_its_field_with_the_input_kept(user_client, all
                            rf'class="[^"]*is-invalid', section)
     assert field_html and field_html.group(1) == data[field]
     assert message in section.replace("&#x27;", "'")
+    assert neutron["calls"] == []
+
+
+def test_switching_project_on_a_refused_rules_page_leads_back_to_the_groups(user_client, allocation, neutron):
+    # the page re-rendered at the rule's address after a refusal; its project picker GETs that address
+    response = user_client.get(reverse("instances:security_group_rule_add", args=["sg-web"]),
+                               {"project": allocation.pk})
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('instances:security_groups')}?project={allocation.pk}"
     assert neutron["calls"] == []
 
 
