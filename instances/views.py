@@ -256,6 +256,12 @@ def instance_detail(request, pk: int):
     return render(request, "instances/detail.html", context)
 
 
+def _next_or(request, default: str) -> str:
+    nxt = request.POST.get("next", "")
+    return nxt if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}) and nxt.startswith("/") \
+        else default
+
+
 @require_POST
 def instance_act(request, pk: int, action: str):
     instance = selectors.instance_get_for_user(user=request.user, pk=pk)
@@ -268,15 +274,11 @@ def instance_act(request, pk: int, action: str):
     elif action == "image_create":
         form = ImageCreateForm(request.POST)
         params["name"] = form.cleaned_data["name"] if form.is_valid() else f"{instance.name}-image"
+    elif action == "delete":
+        params["keep_addresses"] = request.POST.getlist("keep_floating_ip")
     try:
         services.instance_act(user=request.user, instance=instance, action=action, params=params)
     except (services.ActionNotAllowed, InsufficientBalance, CloudError) as exc:
-def _next_or(request, default: str) -> str:
-    nxt = request.POST.get("next", "")
-    return nxt if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}) and nxt.startswith("/") \
-        else default
-
-
         messages.error(request, str(exc))
     else:
         label = services.ACTIONS[action].label
@@ -286,30 +288,11 @@ def _next_or(request, default: str) -> str:
     return redirect(_next_or(request, reverse("instances:detail", args=[pk])))
 
 
-    elif action == "delete":
-        params["keep_addresses"] = request.POST.getlist("keep_floating_ip")
 @require_GET
 def instance_resize(request, pk: int):
     """The resize step: the chosen flavor checked, then old -> new shown with Confirm and Cancel.
     Nothing is asked of the cloud here; only the Confirm form's POST records the resize."""
     instance = selectors.instance_get_for_user(user=request.user, pk=pk)
-    try:
-        return {"log": selectors.instance_console_log(user=request.user, instance=instance), "log_error": ""}
-    except (CloudError, NoCloudAccess) as exc:
-        return {"log": "", "log_error": f"The console log is not available: {exc}"}
-
-
-@require_GET
-def instance_console(request, pk: int):
-    """Our console page: the boot log (refreshable) and a link to the graphical console."""
-    instance = selectors.instance_get_for_user(user=request.user, pk=pk)
-    return render(request, "instances/console.html", {"instance": instance, **_console_log(request, instance)})
-
-
-@require_GET
-def instance_console_log(request, pk: int):
-    instance = selectors.instance_get_for_user(user=request.user, pk=pk)
-    try:
     if reason := services.action_refusal(instance=instance, action="resize"):
         messages.error(request, reason)
         return redirect("instances:detail", pk=pk)
@@ -351,14 +334,21 @@ def instance_attach_volume(request, pk: int):
 
 
 def _console_log(request, instance) -> dict:
-        url = selectors.instance_console_url(user=request.user, instance=instance)
+    try:
+        return {"log": selectors.instance_console_log(user=request.user, instance=instance), "log_error": ""}
     except (CloudError, NoCloudAccess) as exc:
-        messages.error(request, f"The graphical console is not available: {exc}")
-        return redirect("instances:console", pk=pk)
-    if not url:
-        messages.error(request, "The cloud offers no graphical console for this instance.")
-        return redirect("instances:console", pk=pk)
-    return redirect(url)
+        return {"log": "", "log_error": f"The console log is not available: {exc}"}
+
+
+@require_GET
+def instance_console(request, pk: int):
+    """Our console page: the boot log (refreshable) and a link to the graphical console."""
+    instance = selectors.instance_get_for_user(user=request.user, pk=pk)
+    return render(request, "instances/console.html", {"instance": instance, **_console_log(request, instance)})
+
+
+@require_GET
+def instance_console_log(request, pk: int):
     instance = selectors.instance_get_for_user(user=request.user, pk=pk)
     return render(request, _partial(request, "instances/console.html", "log"),
                   {"instance": instance, **_console_log(request, instance)})
@@ -367,3 +357,13 @@ def _console_log(request, instance) -> dict:
 @require_GET
 def instance_console_vnc(request, pk: int):
     """Open the graphical console (noVNC): a fresh, short-lived URL from Nova."""
+    instance = selectors.instance_get_for_user(user=request.user, pk=pk)
+    try:
+        url = selectors.instance_console_url(user=request.user, instance=instance)
+    except (CloudError, NoCloudAccess) as exc:
+        messages.error(request, f"The graphical console is not available: {exc}")
+        return redirect("instances:console", pk=pk)
+    if not url:
+        messages.error(request, "The cloud offers no graphical console for this instance.")
+        return redirect("instances:console", pk=pk)
+    return redirect(url)

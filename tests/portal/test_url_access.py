@@ -158,6 +158,13 @@ REGISTRY: dict[str, Access] = {
     "instances:security_group_rule_delete": Access(MEMBERS, lambda o: reverse(
         "instances:security_group_rule_delete", args=[o.group_id, "rule-theirs"]) + f"?project={o.allocation.pk}",
         POST),
+    # the instance page (issue 14, part A): resize confirm step, attach a volume, noVNC, a launch's step again
+    "instances:resize": Access(MEMBERS, lambda o: reverse("instances:resize", args=[o.instance.pk])
+                               + "?flavor_id=f-m3-quad"),
+    "instances:attach_volume": Access(MEMBERS, url("instances:attach_volume", lambda o: o.instance.pk), POST,
+                                      data=lambda o: {"volume": o.volume.pk}),
+    "instances:console_vnc": Access(MEMBERS, url("instances:console_vnc", lambda o: o.instance.pk)),
+    "instances:launch_retry": Access(MEMBERS, url("instances:launch_retry", lambda o: o.launch.pk), POST),
     # Allocations and credentials
     "allocations:list": Access(PERSONAL, url("allocations:list"), why="the allocations the person belongs to"),
     "allocations:request": Access(PERSONAL, url("allocations:request"),
@@ -237,6 +244,8 @@ REGISTRY.update({
                                    data=lambda o: {"allocation": o.allocation.pk}),
     "api:floating-ip-detail": Access(API, _api("/api/v1/floating-ips/{}/", lambda o: o.ip_id,
                                                query=lambda o: f"?allocation={o.allocation.pk}"), ("DELETE",)),
+    # any other /api/v1/ URL, e.g. an id that is not a positive number: 404 problem details
+    "api:not-found": Access(API, _api("/api/v1/instances/-{}/", lambda o: o.instance.pk), GET_POST),
 })
 IS_API = (API, API_PERSONAL)
 
@@ -244,8 +253,6 @@ IS_API = (API, API_PERSONAL)
 def theirs(theirs):
     """The other allocation also has a pending invitation (for the invitation routes)."""
     from allocations.invitations import _invitation_create
-    # any other /api/v1/ URL, e.g. an id that is not a positive number: 404 problem details
-    "api:not-found": Access(API, _api("/api/v1/instances/-{}/", lambda o: o.instance.pk), GET_POST),
 
     theirs.invitation, _ = _invitation_create(allocation=theirs.allocation, email="invitee-theirs@example.org",
                                               role="member", by=theirs.allocation.pi)

@@ -1,0 +1,141 @@
+"""The instance page in Chromium on the real devcloud (issue 14): how to connect, the console, a resize
+that needs a chosen flavor and a confirm step, and a delete that keeps the public IP when asked."""
+import re
+
+import pytest
+from django.urls import reverse
+
+from instances.models import CloudAction, Instance
+from instances.services import project_sync
+from tests.cloud_sdk import connection_get
+from tests.factories import PASSWORD
+from tests.fixtures.celery_worker import wait_for
+from tests.instances.integration_support import devcloud_ready, instances_allocation, launch_via_form, wait_final  # noqa: F401
+
+
+@pytest.fixture(scope="session")
+def devcloud(devcloud_ready):
+    return devcloud_ready
+
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def sign_in(page, user):
+    page.goto("/accounts/login/")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
+    page.get_by_role("heading", name="Dashboard").wait_for()
+
+
+def launched(client, allocation, name: str, **fields) -> Instance:
+    client.force_login(allocation.pi)
+    row = wait_final(launch_via_form(client, allocation, name=name, **fields))
+    assert row.state == "succeeded", row.error
+    return Instance.objects.get(name=name, deleted_at__isnull=True)
+
+
+def document_width(page) -> int:
+    return page.evaluate("document.documentElement.scrollWidth")
+
+
+def test_the_instance_page_shows_the_ssh_command_the_console_and_keeps_the_ip_when_asked(
+        page, screenshot, client, instances_allocation, celery_worker_process):
+    pid = instances_allocation.openstack_project_id
+    instance = launched(client, instances_allocation, "sshable", flavor="m3.tiny", assign_floating_ip="on")
+    neutron = connection_get(project_id=pid).network
+    ports = {p.id for p in neutron.ports(device_id=instance.server_id)}
+    [fip] = [ip for ip in neutron.ips(project_id=pid) if ip.port_id in ports]
+    address = fip.floating_ip_address
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    sign_in(page, instances_allocation.pi)
+
+    # the page names the login user of the image and the exact ssh command, with a copy button
+    def page_shows_ssh():
+        project_sync(allocation=instances_allocation, full=True)  # Nova lists the address a moment later
+        page.goto(reverse("instances:detail", args=[instance.pk]))
+        return page.get_by_test_id("ssh-command").count() == 1
+
+    wait_for(page_shows_ssh, timeout=90, interval=2, message="the ssh command on the instance page")
+    assert page.get_by_test_id("ssh-command").inner_text() == f"ssh ubuntu@{address}"
+    assert page.get_by_test_id("login-user").inner_text() == "ubuntu"
+    page.get_by_role("button", name="Copy the ssh command").click()
+    page.get_by_role("button", name="Copied").wait_for()
+    assert page.evaluate("navigator.clipboard.readText()") == f"ssh ubuntu@{address}"
+    assert "SU/hour now" in page.get_by_test_id("cost-now").inner_text()
+    screenshot("connect")
+
+    # the console is a page of ours: the log in a <pre>, refreshed in place, and a noVNC link
+    page.get_by_role("link", name=re.compile("Console: boot log")).click()
+    page.get_by_role("heading", name="Console of sshable").wait_for()
+    log = page.get_by_test_id("console-log")
+    assert log.evaluate("el => el.tagName") == "PRE" and log.inner_text().strip()
+    before = page.locator("#console-log-title").inner_text()
+    page.wait_for_timeout(1100)  # the header names the second it was read
+    page.get_by_role("button", name="Refresh").click()
+    page.locator("#console-log-title").filter(has_not_text=before.split("as of ")[1]).wait_for()
+    assert page.get_by_test_id("novnc-link").get_attribute("href") == reverse("instances:console_vnc",
+                                                                              args=[instance.pk])
+    screenshot("console")
+
+    # at 400 px wide, neither page scrolls sideways
+    page.set_viewport_size({"width": 400, "height": 800})
+    page.reload()
+    assert document_width(page) <= 400
+    screenshot("console-400px")
+    page.goto(reverse("instances:detail", args=[instance.pk]))
+    assert document_width(page) <= 400
+    screenshot("detail-400px")
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+    # delete, keeping the public IP the portal made for it (the dialog asks first)
+    page.goto(reverse("instances:detail", args=[instance.pk]))
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_label(f"Keep the public IP {address}").check()
+    screenshot("delete-keeping-the-ip")
+    page.get_by_test_id("delete-form").get_by_role("button", name="Delete").click()
+    page.get_by_role("heading", name="Instances").wait_for()
+    done = wait_final(CloudAction.objects.get(action="delete", target_id=instance.server_id))
+    assert done.state == "succeeded", done.error
+    kept = neutron.get_ip(fip.id)
+    assert kept.floating_ip_address == address and not kept.port_id
+
+
+def test_resize_needs_a_chosen_flavor_and_a_confirm_step_then_confirm_keeps_it(
+        page, screenshot, client, instances_allocation, celery_worker_process):
+    pid = instances_allocation.openstack_project_id
+    instance = launched(client, instances_allocation, "grower", flavor="m3.small")
+    sign_in(page, instances_allocation.pi)
+    page.goto(reverse("instances:detail", args=[instance.pk]))
+    select = page.get_by_label("Resize to another flavor")
+    # no flavor is preselected, and the Resize button cannot send the form without one
+    assert select.input_value() == ""
+    page.get_by_role("button", name="Resize", exact=True).click()
+    assert select.evaluate("el => el.matches(':invalid')")
+    assert page.get_by_test_id("resize-confirm").count() == 0
+    screenshot("resize-needs-a-flavor")
+    # a chosen flavor leads to the confirm step: old -> new flavor and SU/hour; nothing is asked of Nova yet
+    quad = page.locator("#id_flavor_id option", has_text="m3.quad —").get_attribute("value")
+    select.select_option(quad)
+    page.get_by_role("button", name="Resize", exact=True).click()
+    confirm = page.get_by_test_id("resize-confirm")
+    confirm.wait_for()
+    assert "m3.small" in confirm.inner_text() and "m3.quad" in confirm.inner_text()
+    assert page.get_by_test_id("new-rate").inner_text() == "4.00 SU/hour"
+    assert not CloudAction.objects.filter(action="resize").exists()
+    screenshot("resize-confirm-step")
+    # Confirm: Nova resizes and asks for verification; the page offers Confirm resize / Revert resize
+    confirm.get_by_role("button", name="Confirm").click()
+    banner = page.get_by_test_id("verify-resize")
+    banner.wait_for(timeout=120_000)
+    assert CloudAction.objects.get(action="resize").params["flavor_name"] == "m3.quad"
+    assert "now runs as m3.quad (it was m3.small)" in banner.inner_text()
+    screenshot("resize-verify")
+    banner.get_by_role("button", name="Confirm resize").click()
+    page.get_by_test_id("flavor").filter(has_text="m3.quad").wait_for()
+    page.locator("#instance-live:not([hx-trigger])").wait_for(timeout=60_000)
+    assert page.get_by_test_id("verify-resize").count() == 0
+    server = connection_get(project_id=pid).compute.get_server(instance.server_id)
+    assert (server.status, server.flavor.original_name) == ("ACTIVE", "m3.quad")
+    screenshot("resized")
