@@ -2,6 +2,7 @@
 launch/action status resources a client polls."""
 from __future__ import annotations
 
+from django.http import Http404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
@@ -18,7 +19,10 @@ from .base import ApiView, accepted, form_or_400
 
 
 def _instance(request, pk: int):
-    return reachable(request, selectors.instance_get_for_user(user=request.user, pk=pk), "instance")
+    instance = reachable(request, selectors.instance_get_for_user(user=request.user, pk=pk), "instance")
+    if instance.deleted_at:  # gone from Nova, as from the list: 404 as Nova answers
+        raise Http404("No such instance.")
+    return instance
 
 
 class InstanceList(ApiView):

@@ -1,6 +1,7 @@
 """Volumes, SSH keys, security groups and floating IPs."""
 from __future__ import annotations
 
+from django.http import Http404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -21,7 +22,10 @@ from .base import ApiView, accepted, form_or_400
 
 
 def _volume(request, pk: int) -> Volume:
-    return reachable(request, selectors.volume_get_for_user(user=request.user, pk=pk), "volume")
+    volume = reachable(request, selectors.volume_get_for_user(user=request.user, pk=pk), "volume")
+    if volume.deleted_at:  # gone from Cinder, as from the list
+        raise Http404("No such volume.")
+    return volume
 
 
 def _valid(serializer_class, request) -> dict:

@@ -132,3 +132,15 @@ def test_api_common_imports_first_without_a_cycle():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "portal.settings.test"})
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_deleted_instance_or_volume_is_404_like_in_the_list(api, cloud, allocation):
+    cloud.add("gone")
+    project_sync(allocation=allocation)
+    instance = allocation.instances.get()
+    volume = Volume.objects.create(allocation=allocation, project_id="proj-1", volume_id="vol-9", name="old",
+                                   size_gb=1, status="available", deleted_at=timezone.now())
+    type(instance).objects.filter(pk=instance.pk).update(deleted_at=timezone.now())
+    problem(api.get(f"/api/v1/instances/{instance.pk}/"), 404)
+    problem(api.delete(f"/api/v1/instances/{instance.pk}/"), 404)
+    problem(api.get(f"/api/v1/volumes/{volume.pk}/"), 404)
