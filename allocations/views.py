@@ -155,10 +155,10 @@ def invitation_open(request, token: str):
 
 def credential_list(request):
     """The list and the create form. The response that creates a credential is the only place its
-    secret ever appears: on the page and behind two one-time download links."""
+    secret ever appears: on the page and behind one-time download links (clouds.yaml, openrc.sh, main.tf)."""
     allocations = list(selectors.allocation_list_usable_for_user(user=request.user))
     form = CredentialForm(request.POST or None, allocations=allocations)
-    created = secret = downloads = None
+    created = secret = downloads = starter = None
     if request.method == "POST" and form.is_valid():
         allocation = next(a for a in allocations if a.pk == form.cleaned_data["allocation"])
         try:
@@ -168,13 +168,16 @@ def credential_list(request):
         except (CloudError, PermissionDenied) as exc:
             form.add_error(None, str(exc))
         else:
-            tokens = credentials.credential_download_tokens_issue(credential=created, secret=secret)
+            starter = credentials.terraform_choices_or_blank(user=request.user, allocation=allocation)
+            tokens = credentials.credential_download_tokens_issue(credential=created, secret=secret,
+                                                                  terraform=starter)
             downloads = [{"filename": fmt, "url": reverse("allocations:credential_download", args=[token])}
                          for fmt, token in tokens.items()]
             form = CredentialForm(allocations=allocations)
     existing = ApplicationCredential.objects.filter(user=request.user).select_related("allocation")
     response = render(request, "allocations/credentials.html", {
         "form": form, "credentials": existing, "created": created, "secret": secret, "downloads": downloads,
+        "starter": starter,
         "download_minutes": credentials.DOWNLOAD_TTL_SECONDS // 60, "allocations": allocations})
     if secret:
         response["Cache-Control"] = "no-store"

@@ -16,6 +16,13 @@ from allocations import credentials
 from allocations.models import ApplicationCredential, KeystoneIdentity
 from portal import crypto
 from tests.factories import UserFactory
+from portal.cloud.image import Image
+from tests.instances.conftest import FLAVORS, NETWORKS
+
+# A project image first by name, a non-Ubuntu Featured one, and the Featured Ubuntu the starter picks.
+IMAGES = [Image("img-own", "Aardvark-own", "active", "private", "proj-1", 0, 1, False),
+          Image("img-alma", "Featured-AlmaLinux9", "active", "public", "admin", 0, 1, True),
+          Image("img-ubuntu", "Featured-Ubuntu24", "active", "public", "admin", 0, 1, True)]
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +47,11 @@ def cloud(monkeypatch, allocation):
 
     monkeypatch.setattr("portal.cloud.identity.app_credential_create", app_credential_create)
     monkeypatch.setattr("portal.cloud.identity.cloud_endpoint_get", lambda: ENDPOINT)
+    # What the Terraform starter picks from: the project's flavors, images and networks.
+    monkeypatch.setattr("portal.cloud.compute.flavor_list", lambda **kw: FLAVORS)
+    monkeypatch.setattr("portal.cloud.image.image_list", lambda **kw: IMAGES)
+    monkeypatch.setattr("portal.cloud.network.network_list", lambda **kw: NETWORKS)
+    monkeypatch.setattr("portal.cloud.network.security_group_list", lambda **kw: [])
     return minted
 
 
@@ -52,12 +64,12 @@ def links(body: str) -> dict[str, str]:
     return {name: url for url, name in re.findall(r'href="(/credentials/download/[^"]+/)" download="([^"]+)"', body)}
 
 
-def test_the_create_response_shows_the_secret_once_with_two_one_time_links(user_client, allocation, cloud):
+def test_the_create_response_shows_the_secret_once_with_three_one_time_links(user_client, allocation, cloud):
     response = create(user_client, allocation)
     body = response.content.decode()
     assert response["Cache-Control"] == "no-store"
     assert 'data-testid="credential-secret"' in body and "s3cret-" in body and "data-copy-target" in body
-    assert set(links(body)) == {"clouds.yaml", "openrc.sh"}
+    assert set(links(body)) == {"clouds.yaml", "openrc.sh", "main.tf"}
 
     # Afterwards the page shows neither the secret nor a link.
     later = user_client.get(reverse("allocations:credentials")).content.decode()
@@ -157,3 +169,92 @@ def test_openrc_for_a_hostile_title_sources_without_running_anything(allocation,
         "OS_APPLICATION_CREDENTIAL_SECRET": SECRET, "OS_REGION_NAME": "RegionOne"}
     comment_lines = [line for line in script.read_text().splitlines() if not line.startswith("export ")]
     assert all(line.startswith("#") for line in comment_lines)
+
+
+# --- main.tf, the Terraform starter ------------------------------------------------------------
+
+def unquote(value):
+    return value[1:-1] if isinstance(value, str) and value[:1] == value[-1:] == '"' else value
+
+
+def blocks(parsed: dict, kind: str) -> dict:
+    """{"openstack_compute_instance_v2.starter": {...}} from python-hcl2's nesting, quotes removed."""
+    found = {}
+    for block in parsed.get(kind, []):
+        for type_name, body in block.items():
+            if kind in ("resource", "data"):
+                for name, inner in body.items():
+                    found[f"{unquote(type_name)}.{unquote(name)}"] = {k: unquote(v) for k, v in inner.items()}
+            else:
+                found[unquote(type_name)] = {k: unquote(v) for k, v in body.items()}
+    return found
+
+
+def download_main_tf(client, allocation) -> str:
+    response = client.get(links(create(client, allocation).content.decode())["main.tf"])
+    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+    assert response["Content-Disposition"] == 'attachment; filename="main.tf"'
+    return response.content.decode()
+
+
+def test_main_tf_is_a_terraform_starter_for_the_allocation(user_client, allocation, cloud):
+    import hcl2
+
+    text = download_main_tf(user_client, allocation)
+    parsed = hcl2.loads(text)
+
+    provider = blocks(parsed, "provider")["openstack"]
+    assert provider["application_credential_id"] == "cred-1"
+    assert provider["auth_url"] == ENDPOINT.auth_url and provider["region"] == "RegionOne"
+    assert hcl2.loads(f'x = {text.split("application_credential_secret = ")[1].splitlines()[0]}')["x"]
+    resources = blocks(parsed, "resource")
+    assert {"openstack_networking_network_v2.starter", "openstack_networking_subnet_v2.starter",
+            "openstack_networking_router_v2.starter", "openstack_networking_router_interface_v2.starter",
+            "openstack_compute_keypair_v2.starter", "openstack_compute_instance_v2.starter",
+            "openstack_networking_floatingip_v2.starter"} <= set(resources)
+    assert resources["openstack_compute_keypair_v2.starter"]["public_key"] == "${var.public_key}"
+    router = resources["openstack_networking_router_v2.starter"]
+    assert router["external_network_id"] == "${data.openstack_networking_network_v2.public.id}"
+    assert blocks(parsed, "data")["openstack_networking_network_v2.public"] == {
+        "name": "${var.external_network}", "external": True, "__is_block__": True}
+    server = resources["openstack_compute_instance_v2.starter"]
+    assert (server["flavor_name"], server["image_name"]) == ("${var.flavor_name}", "${var.image_name}")
+    variables = blocks(parsed, "variable")
+    assert "default" not in variables["public_key"]
+    # The smallest m3 flavor and the Featured Ubuntu image this allocation can use, and the cloud's
+    # own external network.
+    assert unquote(variables["flavor_name"]["default"]) == "m3.small"
+    assert unquote(variables["image_name"]["default"]) == "Featured-Ubuntu24"
+    assert unquote(variables["external_network"]["default"]) == "public"
+    assert {"m3.small"} == {f.name for f in FLAVORS if f.name == unquote(variables["flavor_name"]["default"])}
+    assert set(blocks(parsed, "output")) == {"fixed_ip", "public_ip"}
+
+
+def test_main_tf_keeps_a_hostile_secret_and_title_inert(user_client, allocation, cloud, monkeypatch):
+    import hcl2
+
+    hostile = 'x"\n}\nresource "evil" "x" {\n  y = "${file("/etc/passwd")}%{ if true }'
+    type(allocation).objects.filter(pk=allocation.pk).update(title='Lab"\nprovider "evil" {}')
+    monkeypatch.setattr("portal.cloud.identity.app_credential_create",
+                        lambda **kw: SimpleNamespace(id="cred-x", name=kw["name"], secret=hostile))
+
+    parsed = hcl2.loads(download_main_tf(user_client, type(allocation).objects.get(pk=allocation.pk)))
+
+    assert set(blocks(parsed, "provider")) == {"openstack"}
+    assert not [r for r in blocks(parsed, "resource") if r.startswith("evil")]
+    secret = blocks(parsed, "provider")["openstack"]["application_credential_secret"]
+    assert "${file" not in secret.replace("$${", "") and "%{ if" not in secret.replace("%%{", "")
+
+
+def test_main_tf_asks_for_the_flavor_and_image_when_the_cloud_does_not_answer(user_client, allocation, cloud,
+                                                                                monkeypatch):
+    import hcl2
+
+    from portal.cloud.errors import CloudUnavailable
+
+    def down(**kwargs):
+        raise CloudUnavailable("down")
+
+    monkeypatch.setattr("portal.cloud.compute.flavor_list", down)
+    variables = blocks(hcl2.loads(download_main_tf(user_client, allocation)), "variable")
+    assert "default" not in variables["flavor_name"] and "default" not in variables["image_name"]

@@ -245,3 +245,41 @@ def test_the_authorization_matrix_with_real_projects(three_projects, celery_work
     assert not LaunchRequest.objects.exists() and not CloudAction.objects.exists()
     assert {al.pk: [s.id for s in nova_servers(al.openstack_project_id)] for al in (x, y, z)} == servers_before
     assert all(s.status != "SHUTOFF" for al in (x, y, z) for s in nova_servers(al.openstack_project_id))
+
+
+def test_the_terraform_starter_signs_in_and_names_what_the_project_has(instances_allocation):
+    """main.tf from the Credentials page, checked against the real cloud: its provider settings
+    sign in as the project, and the flavor, image and external network it names exist there."""
+    import hcl2
+    import openstack
+
+    from allocations import credentials
+
+    pi = instances_allocation.pi
+    row, secret = credentials.credential_create(user=pi, allocation=instances_allocation, name="terraform",
+                                                expires_in_days=1)
+    starter = credentials.terraform_choices_or_blank(user=pi, allocation=instances_allocation)
+    token = credentials.credential_download_tokens_issue(credential=row, secret=secret, terraform=starter)["main.tf"]
+    parsed = hcl2.loads(credentials.credential_download_redeem(token=token, user=pi).body)
+
+    def value(text):
+        return text[1:-1] if isinstance(text, str) and text.startswith('"') else text
+
+    provider = {k: value(v) for k, v in parsed["provider"][0]['"openstack"'].items()}
+    variables = {value(name): value(body.get("default")) for block in parsed["variable"] for name, body in block.items()}
+    conn = openstack.connection.Connection(
+        auth_type="v3applicationcredential", region_name=provider.get("region"), interface="public",
+        auth={"auth_url": provider["auth_url"], "application_credential_id": provider["application_credential_id"],
+              "application_credential_secret": provider["application_credential_secret"]})
+    try:
+        assert conn.current_project_id == instances_allocation.openstack_project_id
+        flavors = {f.name: f for f in conn.compute.flavors()}
+        m3 = [f for name, f in flavors.items() if name.startswith("m3.")]
+        assert variables["flavor_name"] == min(m3, key=lambda f: (f.vcpus, f.ram, f.disk)).name
+        image = conn.image.find_image(variables["image_name"], ignore_missing=False)
+        assert image.name.startswith("Featured-") and image.visibility == "public"
+        network = conn.network.find_network(variables["external_network"], ignore_missing=False)
+        assert network.is_router_external
+    finally:
+        conn.close()
+        credentials.credential_delete(credential=row)
