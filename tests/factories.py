@@ -1,8 +1,13 @@
+import uuid
+
 import factory
 from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 
 PASSWORD = "correct-horse-battery-staple"
+# Emails name Keystone users in the shared local cloud: a per-run tag keeps two test runs (or a
+# run and an earlier crashed one) from sharing, and resetting, each other's Keystone users.
+RUN = uuid.uuid4().hex[:4]
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -12,7 +17,7 @@ class UserFactory(factory.django.DjangoModelFactory):
         skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"researcher{n}")
-    email = factory.LazyAttribute(lambda u: f"{u.username}@university.example")
+    email = factory.LazyAttribute(lambda u: f"{u.username}.{RUN}@university.example")
     password = factory.django.Password(PASSWORD)
 
     @factory.post_generation
