@@ -133,12 +133,12 @@ def test_resize_then_revert_and_confirm_change_the_flavor_in_nova(
     assert row.state == "succeeded", row.error
     instance = Instance.objects.get(name="grows", deleted_at__isnull=True)
     quad = connection_get().compute.find_flavor("m3.quad").id
-    done = act(member_client, instance, "resize", flavor_id=quad)
+    done = act(member_client, instance, "resize", flavor_id=quad, confirmed="yes")
     assert done.state == "succeeded", done.error
     assert nova(pid).get_server(instance.server_id).status == "VERIFY_RESIZE"
     assert act(member_client, instance, "resize_revert").state == "succeeded"
     assert nova(pid).get_server(instance.server_id).flavor.original_name == "m3.small"
-    assert act(member_client, instance, "resize", flavor_id=quad).state == "succeeded"
+    assert act(member_client, instance, "resize", flavor_id=quad, confirmed="yes").state == "succeeded"
     assert act(member_client, instance, "resize_confirm").state == "succeeded"
     server = nova(pid).get_server(instance.server_id)
     assert (server.status, server.flavor.original_name) == ("ACTIVE", "m3.quad")
