@@ -33,4 +33,5 @@ urlpatterns = [
     path("instances/<int:pk>/attach-volume/", views.instance_attach_volume, name="attach_volume"),
     path("instances/<int:pk>/console/vnc/", views.instance_console_vnc, name="console_vnc"),
     path("instances/launches/<int:pk>/retry/", views.launch_retry, name="launch_retry"),
+    path("instances/actions/<int:pk>/dismiss/", views.action_dismiss, name="action_dismiss"),
 ]

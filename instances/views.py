@@ -1,12 +1,11 @@
 """Instance pages: list, launch, progress, detail, actions. Thin: parse, call, render."""
 from __future__ import annotations
 
-import re
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -193,13 +192,11 @@ def _resize_flavors(request, instance) -> list:
 
 
 def _attached_volumes(instance) -> list:
-    """Attached volumes with the device Nova reports and where to mount them."""
+    """Attached volumes with the device Nova reports and how to mount them (the volumes page's hint)."""
     volumes = selectors.volumes_for_instance(instance=instance)
     for v in volumes:
         v.device = next((a.get("device") or "" for a in v.attachments if a.get("server_id") == instance.server_id), "")
-        v.mount_dir = "/media/volume/" + (re.sub(r"[^A-Za-z0-9._-]+", "-", v.name).strip("-.") or v.volume_id[:8])
-        if v.device:
-            v.mount_command = f"sudo mkdir -p {v.mount_dir} && sudo mount {v.device} {v.mount_dir}"
+        v.mount = services.volumes.volume_mount_hint(volume=v, device=v.device) if v.device else None
     return volumes
 
 
@@ -233,6 +230,7 @@ def _detail_context(request, instance, *, resize_form=None, resize_preview=None,
         "volumes": _attached_volumes(instance), "connect": _connect(request, instance), "costs": _costs(instance),
         "portal_ips": server_actions.portal_floating_ip_addresses(instance=instance) if "delete" in offered else [],
         "launch_failure": launch if launch and launch.failed_step and not instance.floating_ips else None,
+        "failed_action": next((a for a in history[:1] if a.state == "failed" and a.dismissed_at is None), None),
         "resize_from": next((a.params.get("from_flavor_name", "") for a in history if a.action == "resize"), ""),
         "image_form": ImageCreateForm(initial={"name": f"{instance.name}-image"}),
     }
@@ -286,6 +284,17 @@ def instance_act(request, pk: int, action: str):
     if action == "delete":
         return redirect("instances:list")
     return redirect(_next_or(request, reverse("instances:detail", args=[pk])))
+
+
+@require_POST
+def action_dismiss(request, pk: int):
+    """Put a failed action on an instance away (it leaves the list row and the page's alert)."""
+    action = selectors.action_get_for_user(user=request.user, pk=pk)
+    try:
+        server_actions.action_dismiss(user=request.user, action=action)
+    except services.ActionNotAllowed as exc:
+        messages.error(request, str(exc))
+    return redirect(_next_or(request, reverse("instances:list")))
 
 
 @require_GET

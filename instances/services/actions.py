@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from allocations.charging import preflight_launch, su_per_hour
 from allocations.flavor_access import flavor_allowed
@@ -177,6 +178,17 @@ def action_label(row: CloudAction) -> str:
         return f"{LABELS.get(row.action, row.action.replace('_', ' ').capitalize())} volume"
     spec = ACTIONS.get(row.action)
     return spec.label if spec else row.action.replace("_", " ").capitalize()
+
+
+def action_dismiss(*, user, action: CloudAction) -> CloudAction:
+    """Put away a failed server action the person has read: it leaves the instance's row and page
+    (the history keeps it)."""
+    if action.target_type != ActionTarget.SERVER or action.state != "failed":
+        raise ActionNotAllowed("Only a failed action on an instance can be dismissed.")
+    if action.dismissed_at is None:
+        CloudAction.objects.filter(pk=action.pk, dismissed_at__isnull=True).update(dismissed_at=timezone.now())
+        action.refresh_from_db(fields=["dismissed_at"])
+    return action
 
 
 def portal_floating_ip_addresses(*, instance: Instance) -> list[str]:

@@ -116,7 +116,6 @@ def test_no_valid_host_fails_with_words_and_leaves_nothing_behind(cloud, allocat
 
 # --- Launches keep what works (issue 14) ------------------------------------------------------
 
-from django.utils import timezone  # noqa: E402
 
 from instances.models import CloudAction, Instance  # noqa: E402
 from instances.services.launch import STEP_FLOATING_IP, launch_step_retry  # noqa: E402

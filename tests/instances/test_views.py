@@ -229,8 +229,17 @@ def test_a_row_whose_last_action_failed_says_so_until_something_newer_or_a_dismi
                                         error="The cloud could not stop the instance.")
     page = user_client.get(reverse("instances:list")).content.decode()
     assert "Last action failed (Stop): The cloud could not stop the instance." in page
-    CloudAction.objects.filter(pk=failed.pk).update(dismissed_at=timezone.now())
+    assert f'action="{reverse("instances:action_dismiss", args=[failed.pk])}"' in page
+    # the instance page says it at the top too
+    detail = user_client.get(reverse("instances:detail", args=[instance.pk])).content.decode()
+    assert "<strong>Stop failed:</strong> The cloud could not stop the instance." in detail
+    # dismissed, it leaves the row and the page (the history keeps it)
+    response = user_client.post(reverse("instances:action_dismiss", args=[failed.pk]),
+                                {"next": reverse("instances:list")})
+    assert response.status_code == 302 and response["Location"] == reverse("instances:list")
     assert 'data-testid="failed-action"' not in user_client.get(reverse("instances:list")).content.decode()
+    detail = user_client.get(reverse("instances:detail", args=[instance.pk])).content.decode()
+    assert 'data-testid="failed-action"' not in detail and "The cloud could not stop the instance." in detail
     CloudAction.objects.filter(pk=failed.pk).update(dismissed_at=None)
     CloudAction.objects.create(allocation=allocation, project_id="proj-1", target_id=instance.server_id,
                                target_name=instance.name, action="start", state="succeeded")
@@ -435,3 +444,13 @@ def test_an_ip_assigned_through_the_portal_is_released_with_the_instance(cloud, 
                                result={"address": "203.0.113.8"})
     row = action_run(action_id=instance_act(user=user, instance=instance, action="delete").pk)
     assert row.state == "succeeded" and floating_ips == ["fip-own"]
+
+
+def test_only_a_failed_action_on_an_instance_can_be_dismissed(user_client, cloud, allocation):
+    instance = synced(cloud, allocation)
+    done = CloudAction.objects.create(allocation=allocation, project_id="proj-1", target_id=instance.server_id,
+                                      target_name=instance.name, action="stop", state="succeeded")
+    response = user_client.post(reverse("instances:action_dismiss", args=[done.pk]), follow=True)
+    assert "Only a failed action on an instance can be dismissed." in response.content.decode()
+    done.refresh_from_db()
+    assert done.dismissed_at is None

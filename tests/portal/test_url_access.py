@@ -165,6 +165,7 @@ REGISTRY: dict[str, Access] = {
                                       data=lambda o: {"volume": o.volume.pk}),
     "instances:console_vnc": Access(MEMBERS, url("instances:console_vnc", lambda o: o.instance.pk)),
     "instances:launch_retry": Access(MEMBERS, url("instances:launch_retry", lambda o: o.launch.pk), POST),
+    "instances:action_dismiss": Access(MEMBERS, url("instances:action_dismiss", lambda o: o.action.pk), POST),
     # Allocations and credentials
     "allocations:list": Access(PERSONAL, url("allocations:list"), why="the allocations the person belongs to"),
     "allocations:request": Access(PERSONAL, url("allocations:request"),
