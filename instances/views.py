@@ -143,16 +143,20 @@ def launch_detail(request, pk: int):
     retrying = any(i.last_action and not i.last_action.is_final for i in instances)
     can_retry = (row.failed_step in launch_steps.STEP_RETRY_ACTIONS and not retrying
                  and any(not i.floating_ips for i in instances))
+    recovered = bool(row.failed_step == launch_steps.STEP_FLOATING_IP and instances and not retrying
+                     and all(i.floating_ips for i in instances))
     return render(request, _partial(request, "instances/launch_detail.html", "progress"), {
-        "launch": row, "instances": instances, "steps": _step_badges(row), "retrying": retrying,
+        "launch": row, "instances": instances, "steps": _step_badges(row, recovered), "retrying": retrying,
+        "recovered": recovered,
         "can_retry": can_retry, "failed_step_words": launch_steps.STEP_WORDS.get(row.failed_step, row.failed_step)})
 
 
-def _step_badges(row) -> list[tuple[str, str]]:
-    """Each step with done, current, failed or todo, for the progress badges."""
+def _step_badges(row, recovered: bool = False) -> list[tuple[str, str]]:
+    """Each step with done, current, failed or todo, for the progress badges (all done once a
+    failed step went through on a second try)."""
     names = ["queued", "creating", "building"] + ([launch_steps.STEP_FLOATING_IP] if row.assign_floating_ip else []) + [
         "active"]
-    if row.state == "succeeded":
+    if row.state == "succeeded" or recovered:
         return [(n, "done") for n in names]
     at = row.failed_step or row.step
     if at not in names:

@@ -139,3 +139,32 @@ def test_resize_needs_a_chosen_flavor_and_a_confirm_step_then_confirm_keeps_it(
     server = connection_get(project_id=pid).compute.get_server(instance.server_id)
     assert (server.status, server.flavor.original_name) == ("ACTIVE", "m3.quad")
     screenshot("resized")
+
+
+def test_a_failed_public_ip_step_keeps_the_server_and_try_again_on_the_launch_page_gets_the_ip(
+        page, screenshot, client, instances_allocation, celery_worker_process):
+    pid = instances_allocation.openstack_project_id
+    client.force_login(instances_allocation.pi)
+    # the form accepts the public IP; then the project's public IP quota drops to 0 before the server is up
+    row = launch_via_form(client, instances_allocation, flavor="m3.tiny", name="stubborn", assign_floating_ip="on")
+    connection_get().network.update_quota(pid, floating_ips=0)
+    row = wait_final(row)
+    assert (row.state, row.failed_step) == ("failed", "assigning public IP"), row.error
+    sign_in(page, instances_allocation.pi)
+    page.goto(reverse("instances:launch_detail", args=[row.pk]))
+    assert page.get_by_test_id("failed-step").inner_text() == "assigning public IP — failed"
+    assert page.get_by_test_id("launch-error").inner_text().startswith(
+        "The instance is running, but assigning a public IP failed: the project has no public IPs left")
+    [server] = connection_get(project_id=pid).compute.servers()
+    assert server.status == "ACTIVE"
+    screenshot("launch-failed-step")
+    # the quota is raised again; Try again assigns the IP to the same, still running server
+    connection_get().network.update_quota(pid, floating_ips=4)
+    page.get_by_role("button", name="Try again").click()
+    page.get_by_test_id("public-ip").wait_for(timeout=90_000)
+    address = page.get_by_test_id("public-ip").inner_text()
+    assert address.startswith("203.0.113.")
+    assert connection_get(project_id=pid).compute.get_server(server.id).status == "ACTIVE"
+    assert "went through on a second try" in page.get_by_test_id("launch-recovered").inner_text()
+    assert page.get_by_role("button", name="Try again").count() == 0
+    screenshot("launch-try-again-done")
