@@ -1,6 +1,7 @@
 """Actions on servers: what is offered for a server's state and flavor, and running them."""
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,6 +20,8 @@ from portal.services import status_row_enqueue, status_row_fail, status_row_star
 
 from ..models import ActionTarget, CloudAction, Instance, gpu_share_label
 from .sync import instance_refresh
+
+logger = logging.getLogger(__name__)
 
 RUNNING = frozenset({"ACTIVE"})
 STOPPED = frozenset({"SHUTOFF"})
@@ -236,8 +239,14 @@ def _call(row: CloudAction, scope: Scope) -> None:
         CloudAction.objects.filter(pk=row.pk).update(result={"image_id": image_id})
     elif row.action == "delete":
         keep = set(row.params.get("keep_addresses") or ())
-        release = [{"id": f.id, "address": f.address} for f in _floating_ips_made_for(row, scope)
-                   if f.address not in keep]
+        try:
+            made = _floating_ips_made_for(row, scope)
+        except CloudUnavailable:
+            raise
+        except CloudError as exc:  # the delete asked for goes ahead; the addresses stay in the project
+            logger.warning("action %s: public IPs made for %s not looked up: %s", row.pk, server, exc.detail or exc)
+            made = []
+        release = [{"id": f.id, "address": f.address} for f in made if f.address not in keep]
         row.result = {"release_floating_ips": release}
         CloudAction.objects.filter(pk=row.pk).update(result=row.result)  # a retry releases the same ones
         compute.server_delete(scope=scope, server_id=server)

@@ -454,3 +454,19 @@ def test_only_a_failed_action_on_an_instance_can_be_dismissed(user_client, cloud
     assert "Only a failed action on an instance can be dismissed." in response.content.decode()
     done.refresh_from_db()
     assert done.dismissed_at is None
+
+
+def test_a_neutron_refusal_while_looking_up_public_ips_does_not_stop_the_delete(cloud, allocation, user, monkeypatch):
+    from instances.services import action_run, instance_act
+    from portal.cloud.errors import Forbidden
+
+    def refuse(**kw):
+        raise Forbidden()
+
+    monkeypatch.setattr(network, "floating_ip_list", refuse)
+    instance = with_public_ip(cloud, allocation, synced(cloud, allocation))
+    CloudAction.objects.create(allocation=allocation, project_id="proj-1", target_id=instance.server_id,
+                               target_name=instance.name, action="floating_ip_assign", state="succeeded",
+                               result={"address": "203.0.113.7"})
+    row = action_run(action_id=instance_act(user=user, instance=instance, action="delete").pk)
+    assert row.state == "succeeded" and cloud.servers[instance.server_id].status == "DELETED"
