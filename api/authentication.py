@@ -15,7 +15,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if not header:
             return None
         kind, _, raw = header.partition(" ")
-        if kind != self.keyword:
+        if kind.lower() != self.keyword.lower():  # the scheme is case-insensitive (RFC 9110 11.1)
             return None
         token = token_authenticate(raw.strip())
         if token is None:

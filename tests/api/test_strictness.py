@@ -144,3 +144,11 @@ def test_a_deleted_instance_or_volume_is_404_like_in_the_list(api, cloud, alloca
     problem(api.get(f"/api/v1/instances/{instance.pk}/"), 404)
     problem(api.delete(f"/api/v1/instances/{instance.pk}/"), 404)
     problem(api.get(f"/api/v1/volumes/{volume.pk}/"), 404)
+
+
+def test_the_bearer_scheme_is_case_insensitive(make_token, allocation):
+    from rest_framework.test import APIClient
+
+    _, raw = make_token()
+    assert APIClient().get("/api/v1/allocations/", HTTP_AUTHORIZATION=f"bearer {raw}").status_code == 200
+    assert APIClient().get("/api/v1/allocations/", HTTP_AUTHORIZATION=f"BEARER {raw}").status_code == 200
