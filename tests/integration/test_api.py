@@ -20,7 +20,7 @@ from tests.cloud_sdk import connection_get
 from tests.factories import UserFactory
 from tests.fixtures.celery_worker import wait_for
 from tests.instances.integration_support import (instances_allocation, nova_servers, provision_directly,
-                                                 remove_directly, start_worker, wait_final)
+                                                 remove_directly, start_worker)
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 __all__ = ["instances_allocation"]
@@ -169,9 +169,13 @@ def three_projects(devcloud, transactional_db):
             conn.compute.create_server(
                 name=f"server-{title.lower()}", flavor_id=conn.compute.find_flavor("m3.tiny", ignore_missing=False).id,
                 image_id=conn.image.find_image("Featured-Ubuntu24", ignore_missing=False).id, networks="none")
+        def mirrored(allocation) -> bool:
+            project_sync(allocation=allocation)
+            return allocation.instances.exists()
+
         for allocation in made:
-            wait_for(lambda allocation=allocation: project_sync(allocation=allocation) and allocation.instances.exists(),
-                     timeout=60, message=f"the server of {allocation.title} in the mirror")
+            wait_for(lambda allocation=allocation: mirrored(allocation), timeout=60,
+                     message=f"the server of {allocation.title} in the mirror")
         yield a, b, *made
     finally:
         for allocation in made:
@@ -266,7 +270,8 @@ def test_the_terraform_starter_signs_in_and_names_what_the_project_has(instances
         return text[1:-1] if isinstance(text, str) and text.startswith('"') else text
 
     provider = {k: value(v) for k, v in parsed["provider"][0]['"openstack"'].items()}
-    variables = {value(name): value(body.get("default")) for block in parsed["variable"] for name, body in block.items()}
+    variables = {value(name): value(body.get("default"))
+                 for block in parsed["variable"] for name, body in block.items()}
     conn = openstack.connection.Connection(
         auth_type="v3applicationcredential", region_name=provider.get("region"), interface="public",
         auth={"auth_url": provider["auth_url"], "application_credential_id": provider["application_credential_id"],
