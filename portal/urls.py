@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from . import views
+from .observability import views as observability_views
 
 admin.site.site_header = "Research Cloud administration"
 admin.site.site_title = "Research Cloud admin"
@@ -14,6 +15,7 @@ admin.site.login = secure_admin_login(admin.site.login)
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", observability_views.metrics, name="metrics"),
     path("", include("instances.urls")),
     path("accounts/", include("allauth.urls")),
     path("", include("allocations.urls")),

@@ -24,6 +24,8 @@ import openstack
 from django.conf import settings
 from openstack import config as os_config
 
+from portal.observability import instrument_session
+
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
@@ -94,6 +96,7 @@ def service_home_scope() -> Scope:
             region = _config().get_one(cloud=settings.PORTAL_SERVICE_CLOUD,
                                        api_timeout=settings.PORTAL_CLOUD_TIMEOUT)
             conn = openstack.connection.Connection(config=region)
+            instrument_session(conn.session)
             _cache[key] = conn
     return Scope(identity=service_identity(), project_id=conn.current_project_id)
 
@@ -146,6 +149,7 @@ def connection_for(scope: Scope, *, timeout: float | None = None) -> openstack.c
     conn = openstack.connection.Connection(
         auth=_auth_for(scope, cloud), auth_type="password", region_name=cloud["region_name"],
         interface=cloud["interface"], identity_api_version="3", api_timeout=timeout)
+    instrument_session(conn.session)
     token_key = _token_key(scope)
     _load_token(conn, token_key)
     had = conn.session.auth.auth_ref
@@ -169,6 +173,7 @@ def admin_connection(*, timeout: float | None = None) -> openstack.connection.Co
         if conn is None:
             region = _config().get_one(cloud=settings.OS_CLOUD, api_timeout=timeout)
             conn = openstack.connection.Connection(config=region)
+            instrument_session(conn.session)
             _cache[key] = conn
         return conn
 

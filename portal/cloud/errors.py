@@ -7,6 +7,8 @@ import re
 from openstack import exceptions as sdk_exc
 from keystoneauth1 import exceptions as ksa_exc
 
+from portal.observability import cloud_call
+
 
 class CloudError(Exception):
     """Something the cloud refused or could not do. `str()` is safe to show to a user."""
@@ -154,8 +156,10 @@ def _nova_over(name: str, req: str, used: str, quota: str) -> str:
 
 @contextlib.contextmanager
 def cloud_errors():
-    """Re-raise any SDK exception inside the block as the portal's own."""
-    try:
-        yield
-    except (sdk_exc.SDKException, ksa_exc.ClientException) as exc:
-        raise translate(exc) from exc
+    """Re-raise any SDK exception inside the block as the portal's own (timed, counted and logged
+    by portal.observability, per gateway function)."""
+    with cloud_call():
+        try:
+            yield
+        except (sdk_exc.SDKException, ksa_exc.ClientException) as exc:
+            raise translate(exc) from exc

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount.providers.openid_connect",
     "rest_framework",
     "drf_spectacular",
+    "django_prometheus",
     "portal",
     "api",
     "allocations",
@@ -42,6 +43,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # first: times everything below
+    "portal.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -54,6 +57,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",  # last
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -80,6 +84,8 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # the same backend, counting queries
+    DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -204,13 +210,30 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Work that talks to a cloud goes to that cloud's queue ("cloud.<region>"), so a worker can
-# run next to each region; everything else goes to "default".
+# run next to each region. The mirror sync has a queue of its own ("sync.<region>"): slow cloud
+# work (a class's 200 launches) must never hold up the sync that keeps pages fresh. Everything
+# else goes to "default". `make run` runs a worker for each of the three.
 PORTAL_CLOUD_QUEUE = env("PORTAL_CLOUD_QUEUE", default="cloud.primary")
+PORTAL_SYNC_QUEUE = env("PORTAL_SYNC_QUEUE", default="sync." + (PORTAL_CLOUD_QUEUE.partition(".")[2] or "primary"))
+# Names first, then patterns in this order (Celery tries exact names, then the patterns in turn).
 CELERY_TASK_ROUTES = {
+    "instances.tasks.sync_*": {"queue": PORTAL_SYNC_QUEUE},
     "instances.tasks.*": {"queue": PORTAL_CLOUD_QUEUE},
     "clusters.tasks.*": {"queue": PORTAL_CLOUD_QUEUE},
     "allocations.tasks.provision_*": {"queue": PORTAL_CLOUD_QUEUE},
+    "allocations.tasks.close_allocation": {"queue": PORTAL_CLOUD_QUEUE},
+    "allocations.tasks.grant_membership": {"queue": PORTAL_CLOUD_QUEUE},
+    "allocations.tasks.revoke_membership": {"queue": PORTAL_CLOUD_QUEUE},
+    "allocations.tasks.restore_quotas": {"queue": PORTAL_CLOUD_QUEUE},
+    "allocations.tasks.sync_flavor_access": {"queue": PORTAL_CLOUD_QUEUE},
 }
+# One retry policy for "the cloud did not answer" (portal.cloud.errors.CloudUnavailable: refused
+# connections, timeouts, 5xx): up to PORTAL_CLOUD_RETRIES retries, the n-th after a random wait
+# of up to min(BACKOFF * 2**(n-1), BACKOFF_MAX) seconds (Celery's retry_backoff with full jitter).
+# The defaults give up after about 15 minutes at worst, well inside PORTAL_OPERATION_DEADLINE.
+PORTAL_CLOUD_RETRIES = env.int("PORTAL_CLOUD_RETRIES", default=8)
+PORTAL_CLOUD_RETRY_BACKOFF = env.int("PORTAL_CLOUD_RETRY_BACKOFF", default=5)
+PORTAL_CLOUD_RETRY_BACKOFF_MAX = env.int("PORTAL_CLOUD_RETRY_BACKOFF_MAX", default=300)
 CELERY_BEAT_SCHEDULE = {
     "fail-stale-operations": {
         "task": "portal.tasks.fail_stale_operations",
@@ -235,11 +258,20 @@ PORTAL_NAME = env("PORTAL_NAME", default="Research Cloud")
 # Fernet keys for the secrets the portal keeps, comma-separated: the first encrypts, all decrypt.
 PORTAL_ENCRYPTION_KEYS = env.list("PORTAL_ENCRYPTION_KEYS", default=[])
 
+# --- Observability (portal/observability/) -------------------------------------------------
+# /metrics answers these networks (direct connections only, not through a proxy), or anyone
+# with `Authorization: Bearer <PORTAL_METRICS_TOKEN>` (unset: no token is accepted).
+PORTAL_METRICS_ALLOWED = env.list("PORTAL_METRICS_ALLOWED", default=["127.0.0.1/32", "::1/128"])
+PORTAL_METRICS_TOKEN = env("PORTAL_METRICS_TOKEN", default="")
+# A project's mirror older than this counts in portal_sync_projects_behind.
+PORTAL_METRICS_SYNC_LAG_SECONDS = env.int("PORTAL_METRICS_SYNC_LAG_SECONDS", default=120)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "portal.observability.RequestIdFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         "keystoneauth": {"level": "WARNING"},

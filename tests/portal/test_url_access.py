@@ -86,6 +86,9 @@ def guarded_routes() -> dict[str, Route]:
 MEMBERS = "members of the allocation the ids belong to (or the person who owns the row)"  # outsider: 403/404
 PERSONAL = "any signed-in person, about their own things"  # outsider: 200 without the other's data
 PUBLIC = "anyone, signed in or not"
+# By the address it comes from (PORTAL_METRICS_ALLOWED, loopback by default) or a bearer token
+# (PORTAL_METRICS_TOKEN); signing in grants nothing. Given statuses, like PUBLIC.
+MONITORING = "Prometheus, from an allowed address or with the metrics token"
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,10 @@ REGISTRY: dict[str, Access] = {
                             "person's own dashboard once signed in (their own projects, launches, actions)"),
     "healthz": Access(PUBLIC, url("healthz"), GET_POST, statuses={"GET": (200, 503), "POST": (405,)},
                       why="load balancers and monitors probe it without signing in; it names failing components only"),
+    "metrics": Access(MONITORING, url("metrics"), GET_POST, statuses={"GET": (200,), "POST": (405,)},
+                      why="Prometheus scrapes it without signing in. The test client comes from 127.0.0.1, the one "
+                          "address allowed by default, so everyone here gets 200 (POST 405); from any other address "
+                          "it is 403, signed in or not (tests/portal/test_observability.py)"),
     # Instances
     "instances:list": Access(MEMBERS, in_project("instances:list")),
     "instances:launch": Access(MEMBERS, in_project("instances:launch"), GET_POST, data=lambda o: {
@@ -328,10 +335,10 @@ def test_the_registry_names_only_routes_that_exist():
 
 def test_every_open_route_says_why():
     for name, access in REGISTRY.items():
-        assert access.who in (MEMBERS, PERSONAL, PUBLIC, API, API_PERSONAL), name
+        assert access.who in (MEMBERS, PERSONAL, PUBLIC, API, API_PERSONAL, MONITORING), name
         if access.who not in (MEMBERS, API):
             assert access.why, f"{name} is open to {access.who}: say why in REGISTRY"
-        if access.who == PUBLIC:
+        if access.who in (PUBLIC, MONITORING):
             assert set(access.statuses) == {"GET", "POST"}, f"{name}: give the statuses for GET and POST"
 
 
@@ -347,7 +354,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(name, method, client, theirs, ga
         method = access.methods[-1]  # e.g. DELETE
     with django_capture_on_commit_callbacks() as callbacks:
         response = send(client, method, target, access.data(theirs), api=access.who in IS_API)
-    if access.who == PUBLIC:
+    if access.who in (PUBLIC, MONITORING):
         assert response.status_code in access.statuses[method], f"{method} {target}: {response.status_code}"
     elif access.who in IS_API:
         assert response.status_code == 401 and response["Content-Type"] == "application/problem+json", \
