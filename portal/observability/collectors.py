@@ -61,7 +61,7 @@ class CeleryQueueCollector:
         up = GaugeMetricFamily("portal_celery_broker_up", "1 if the Celery broker (Redis) answered this scrape.")
         try:
             found = celery_queue_lengths()
-        except Exception:  # noqa: BLE001 - the broker being down is what this reports
+        except Exception:  # the broker being down is what this reports
             log.warning("metrics: the Celery broker did not answer", exc_info=True)
             found = None
         for name, length in (found or {}).items():
@@ -103,7 +103,7 @@ class SyncLagCollector:
         now = timezone.now()
         try:
             found = mirror_sync_lag(now=now, threshold_seconds=threshold)
-        except Exception:  # noqa: BLE001 - the database being down is for /healthz; keep the scrape
+        except Exception:  # the database being down is for /healthz; keep the scrape
             log.warning("metrics: the sync lag query failed", exc_info=True)
             found = None
         if found is not None:

@@ -11,6 +11,8 @@ import io
 import logging
 import os
 import re
+import subprocess
+import sys
 import time
 import uuid
 from datetime import timedelta
@@ -32,7 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from allocations.models import AllocationStatus
 from instances.models import ProjectSync
 from portal.celery import app as celery_app
-from portal.cloud.errors import NotFound, cloud_errors
+from portal.cloud.errors import CloudUnavailable, NotFound, cloud_errors
 from portal.observability import RequestIdFilter, instrument_session
 from portal.observability.collectors import celery_queue_names, mirror_sync_lag
 from portal.observability.context import new_request_id, using_request_id
@@ -205,6 +207,29 @@ def test_meter_runs_are_timed(monkeypatch):
     assert value("portal_meter_run_seconds_count", outcome="failure") == failed + 1
 
 
+def test_in_multiprocess_mode_metrics_shows_what_other_processes_recorded(tmp_path):
+    """With PROMETHEUS_MULTIPROC_DIR shared, a worker's task metrics appear in the web's /metrics."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "portal.settings.test"}
+    root = Path(__file__).resolve().parents[2]
+
+    def run(code: str) -> str:
+        done = subprocess.run([sys.executable, "-c", "import django; django.setup()\n" + code], env=env, cwd=root, check=False,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    for _ in range(2):  # two "worker" processes
+        run("from tests.portal.test_observability import failing_task\nfailing_task.apply()")
+    page = run("from prometheus_client import generate_latest\n"
+               "from portal.observability.views import _Scrape\n"
+               "print(generate_latest(_Scrape()).decode())")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(page) for s in family.samples}
+    task = (("exception", "LookupError"), ("task", "tests.portal.test_observability.failing_task"))
+    assert samples[("portal_task_failures_total", task)] == 2
+    assert ("portal_celery_broker_up", ()) in samples  # scrape-time metrics too
+
+
 # --- The cloud gateway, faked behind a real keystoneauth session ------------------------------------
 
 
@@ -280,7 +305,7 @@ def test_a_cloud_that_does_not_answer_is_counted_as_error():
     session = ks_session.Session()
     instrument_session(session)
     before = value("portal_cloud_requests_total", service="compute", operation=OPERATION, status="error")
-    with pytest.raises(Exception):
+    with pytest.raises(CloudUnavailable):
         server_show(session)  # nothing is mounted for cloud.test: the name does not resolve
     assert value("portal_cloud_requests_total", service="compute", operation=OPERATION, status="error") == before + 1
 
