@@ -126,7 +126,8 @@ class LaunchForm(MarksInvalidFields, BootstrapForm):
             (FLAVOR_GROUPS[g], [(f.id, self._flavor_option(f)) for f in options["flavors"] if f.family == g])
             for g in FLAVOR_GROUPS if any(f.family == g for f in options["flavors"])]
         self.fields["flavor"].widget.disabled = set(self.flavor_refusals)
-        self.fields["ssh_key"].choices = [("", "No key")] + [(str(k.pk), k.name) for k in keys]
+        self.keys = list(keys)
+        self.fields["ssh_key"].choices = [("", "No key")] + [(str(k.pk), k.name) for k in self.keys]
         self.fields["security_groups"].choices = [(g.name, g.name) for g in options["security_groups"]]
         self.fields["network"].choices = [("", "Automatic")] + [(n.id, n.name) for n in options["networks"]]
 

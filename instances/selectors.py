@@ -350,3 +350,21 @@ def instance_login_user(*, user, instance) -> str:
 def volumes_attachable_to(*, user, instance) -> list[Volume]:
     """The project's volumes that can be attached to the instance now (available ones)."""
     return list(volume_list_for_user(user=user, allocation=instance.allocation).filter(status="available"))
+
+
+# --- What the launch and volume forms are built from (the page and the API share these) ----------
+
+
+def launch_form_kwargs(*, user, allocation) -> dict:
+    """LaunchForm's choices and limits for the person in the allocation: the project's images,
+    networks, groups and flavors (as the person), their keys, bootable volumes, and quota."""
+    return {"options": launch_options(user=user, allocation=allocation),
+            "keys": list(ssh_key_list_for_user(user=user)),
+            "volumes": volume_list_for_user(user=user, allocation=allocation).filter(
+                status="available", is_bootable=True),
+            "quota": project_quota_for(user=user, allocation=allocation)}
+
+
+def volume_form_kwargs(*, user, allocation) -> dict:
+    return {**volume_create_options(user=user, allocation=allocation),
+            "quota": project_quota_for(user=user, allocation=allocation)}

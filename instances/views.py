@@ -76,30 +76,17 @@ def instance_launch(request):
     usable, allocation = _launch_allocation(request)
     if allocation is None:
         return render(request, "instances/launch.html", {"usable": usable, "allocation": None})
-    keys = list(selectors.ssh_key_list_for_user(user=request.user))
     try:
-        options = selectors.launch_options(user=request.user, allocation=allocation)
+        kwargs = selectors.launch_form_kwargs(user=request.user, allocation=allocation)
     except (CloudError, NoCloudAccess) as exc:
         messages.error(request, str(exc))
         return render(request, "instances/launch.html", {"usable": usable, "allocation": allocation,
                                                          "cloud_error": str(exc)})
-    volumes = selectors.volume_list_for_user(user=request.user, allocation=allocation).filter(
-        status="available", is_bootable=True)
-    quota = selectors.project_quota_for(user=request.user, allocation=allocation)
-    form = LaunchForm(request.POST or None, options=options, keys=keys, volumes=volumes, quota=quota)
+    options, quota = kwargs["options"], kwargs["quota"]
+    form = LaunchForm(request.POST or None, **kwargs)
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
         try:
-            key = next((k for k in keys if str(k.pk) == data["ssh_key"]), None)
-            if data["new_public_key"]:
-                key = services.ssh_key_create(user=request.user, name=data["new_key_name"],
-                                              public_key=data["new_public_key"])
-            row = services.instance_launch(
-                user=request.user, allocation=allocation, flavor=form.chosen_flavor, image_id=data["image"],
-                image_name=form.chosen_image.name if form.chosen_image else "", name=data["name"], count=data["count"],
-                boot_volume_gb=data["root_disk_gb"], boot_volume_id=data["boot_volume"], ssh_key=key, security_groups=data["security_groups"],
-                network_id=data["network"], user_data=data["user_data"],
-                assign_floating_ip=data["assign_floating_ip"])
+            row = services.instance_launch_from_form(user=request.user, allocation=allocation, form=form)
         except (InsufficientBalance, ValidationError, NoCloudAccess) as exc:
             form.add_error(None, exc.messages[0] if isinstance(exc, ValidationError) else str(exc))
         else:

@@ -68,12 +68,12 @@ def volume_create(request):
         messages.error(request, "You are not in an active allocation, so there is nowhere to make a volume.")
         return redirect("instances:volumes")
     try:
-        options = selectors.volume_create_options(user=request.user, allocation=allocation)
+        kwargs = selectors.volume_form_kwargs(user=request.user, allocation=allocation)
     except (CloudError, NoCloudAccess) as exc:
         messages.error(request, str(exc))
         return redirect("instances:volumes")
-    quota = selectors.project_quota_for(user=request.user, allocation=allocation)
-    form = VolumeCreateForm(request.POST or None, quota=quota, **options)
+    quota = kwargs["quota"]
+    form = VolumeCreateForm(request.POST or None, **kwargs)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:

@@ -51,20 +51,11 @@ class InstanceList(ApiView):
         data.is_valid(raise_exception=True)
         d = data.validated_data
         allocation = allocation_for(request, d["allocation"])
-        keys = list(selectors.ssh_key_list_for_user(user=request.user))
-        options = selectors.launch_options(user=request.user, allocation=allocation)
-        volumes = selectors.volume_list_for_user(user=request.user, allocation=allocation).filter(
-            status="available", is_bootable=True)
+        # The page's own form, with the same choices and quota: a rule lives once.
         form = LaunchForm({**d, "ssh_key": str(d["ssh_key"] or ""), "root_disk_gb": d["root_disk_gb"] or ""},
-                          options=options, keys=keys, volumes=volumes)
-        cleaned = form_or_400(form)
-        row = services.instance_launch(
-            user=request.user, allocation=allocation, flavor=form.chosen_flavor, image_id=cleaned["image"],
-            image_name=form.chosen_image.name if form.chosen_image else "", name=cleaned["name"],
-            count=cleaned["count"], boot_volume_gb=cleaned["root_disk_gb"], boot_volume_id=cleaned["boot_volume"],
-            ssh_key=next((k for k in keys if str(k.pk) == cleaned["ssh_key"]), None),
-            security_groups=cleaned["security_groups"], network_id=cleaned["network"],
-            user_data=cleaned["user_data"], assign_floating_ip=cleaned["assign_floating_ip"])
+                          **selectors.launch_form_kwargs(user=request.user, allocation=allocation))
+        form_or_400(form)
+        row = services.instance_launch_from_form(user=request.user, allocation=allocation, form=form)
         return accepted(LaunchSerializer(row).data, reverse("api:launch-detail", args=[row.pk]))
 
 

@@ -54,8 +54,8 @@ class VolumeList(ApiView):
     def post(self, request):
         d = _valid(VolumeInputSerializer, request)
         allocation = allocation_for(request, d["allocation"])
-        options = selectors.volume_create_options(user=request.user, allocation=allocation)
-        cleaned = form_or_400(VolumeCreateForm(d, **options))
+        cleaned = form_or_400(VolumeCreateForm(d, **selectors.volume_form_kwargs(user=request.user,
+                                                                                 allocation=allocation)))
         row = services.volume_create_request(user=request.user, allocation=allocation, name=cleaned["name"],
                                              size_gb=cleaned["size_gb"], snapshot_id=cleaned["snapshot_id"],
                                              image_id=cleaned["image_id"])

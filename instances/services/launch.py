@@ -373,3 +373,21 @@ def launch_requests_resume(*, stale_seconds: int, limit: int = 50) -> int:
             LaunchRequest.objects.filter(pk=row.pk).update(updated_at=timezone.now())
             status_row_enqueue(row=row, task=tasks.launch_provision, queue=settings.PORTAL_CLOUD_QUEUE)
     return len(rows)
+
+
+def instance_launch_from_form(*, user, allocation, form) -> LaunchRequest:
+    """Launch what a valid LaunchForm describes (the page and the API both come through here).
+
+    Raises what instance_launch raises: InsufficientBalance, ValidationError, NoCloudAccess."""
+    from .keys import ssh_key_create
+
+    data = form.cleaned_data
+    key = next((k for k in form.keys if str(k.pk) == data["ssh_key"]), None)
+    if data.get("new_public_key"):
+        key = ssh_key_create(user=user, name=data["new_key_name"], public_key=data["new_public_key"])
+    return instance_launch(
+        user=user, allocation=allocation, flavor=form.chosen_flavor, image_id=data["image"],
+        image_name=form.chosen_image.name if form.chosen_image else "", name=data["name"], count=data["count"],
+        boot_volume_gb=data["root_disk_gb"], boot_volume_id=data["boot_volume"], ssh_key=key,
+        security_groups=data["security_groups"], network_id=data["network"], user_data=data["user_data"],
+        assign_floating_ip=data["assign_floating_ip"])
