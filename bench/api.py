@@ -43,28 +43,15 @@ def main():
     from rest_framework.test import APIClient
 
     from api.tokens import token_create
-    from bench.instance_list import boot, wait_active
-    from instances.services import project_sync
-    from tests.cloud_sdk import connection_get
+    from bench.instance_list import project_with_servers
     from tests.factories import UserFactory
-    from tests.instances.integration_support import provision_directly, remove_directly
+    from tests.instances.integration_support import remove_directly
 
     setup_test_environment()
     old = setup_databases(verbosity=0, interactive=False)
-    admin = connection_get()
-    # Provisioned as the portal does it: the PI's and the service user's member roles, no admin.
-    user = UserFactory(username="bench-api")
-    allocation = provision_directly(pi=user, kind="research_cpu", title="Bench API", sus=10**6)
-    admin.set_compute_quotas(allocation.openstack_project_id, instances=N + 20, cores=(N + 20) * 2,
-                             ram=(N + 20) * 4096)
+    user, allocation = UserFactory(username="bench-api"), None
     try:
-        conn_p = connection_get(project_id=allocation.openstack_project_id)
-        print(f"booting {N} servers in project {allocation.openstack_project_name} ...", flush=True)
-        for start in range(0, N, 50):
-            boot(conn_p, f"bench-{start // 50}", min(50, N - start))
-        wait_active(conn_p, N)
-        project_sync(allocation=allocation, full=True)
-
+        allocation, conn_p = project_with_servers(user=user, title="Bench API")
         _, raw = token_create(user=user, name="bench", scope="read", expires_in_days=1)
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
@@ -85,7 +72,8 @@ def main():
         print(f"bare openstacksdk servers(details=True) (median of 5): {bare * 1000:.1f} ms")
         print(f"api/bare ratio: {api / bare:.3f}")
     finally:
-        remove_directly(allocation)
+        if allocation is not None:
+            remove_directly(allocation)
         from django.db import connections
         connections.close_all()
         teardown_databases(old, verbosity=0)

@@ -56,27 +56,36 @@ def wait_active(conn_p, count: int, timeout: float = 600):
     raise SystemExit(f"only {len(servers)} of {count} servers became ACTIVE")
 
 
-def main():
+def project_with_servers(*, user, title: str):
+    """An allocation provisioned as the portal does it (the PI's and the service user's member
+    roles, no admin), with N servers booted, ACTIVE and mirrored; returns (allocation, a member's
+    SDK connection to its project)."""
     from instances.services import project_sync
     from tests.cloud_sdk import connection_get
+    from tests.instances.integration_support import provision_directly
+
+    allocation = provision_directly(pi=user, kind="research_cpu", title=title, sus=10**6)
+    connection_get().set_compute_quotas(allocation.openstack_project_id, instances=N + 20, cores=(N + 20) * 2,
+                                        ram=(N + 20) * 4096)
+    conn_p = connection_get(project_id=allocation.openstack_project_id)
+    print(f"booting {N} servers in project {allocation.openstack_project_name} ...", flush=True)
+    for start in range(0, N, 50):
+        boot(conn_p, f"bench-{start // 50}", min(50, N - start))
+    wait_active(conn_p, N)
+    project_sync(allocation=allocation, full=True)
+    return allocation, conn_p
+
+
+def main():
+    from instances.services import project_sync
     from tests.factories import UserFactory
-    from tests.instances.integration_support import provision_directly, remove_directly
+    from tests.instances.integration_support import remove_directly
 
     setup_test_environment()
     old = setup_databases(verbosity=0, interactive=False)
-    admin = connection_get()
-    # Provisioned as the portal does it: the PI's and the service user's member roles, no admin.
-    user = UserFactory(username="bench")
-    allocation = provision_directly(pi=user, kind="research_cpu", title="Bench", sus=10**6)
-    admin.set_compute_quotas(allocation.openstack_project_id, instances=N + 20, cores=(N + 20) * 2,
-                             ram=(N + 20) * 4096)
+    user, allocation = UserFactory(username="bench"), None
     try:
-        conn_p = connection_get(project_id=allocation.openstack_project_id)
-        print(f"booting {N} servers in project {allocation.openstack_project_name} ...", flush=True)
-        for start in range(0, N, 50):
-            boot(conn_p, f"bench-{start // 50}", min(50, N - start))
-        wait_active(conn_p, N)
-        project_sync(allocation=allocation, full=True)
+        allocation, conn_p = project_with_servers(user=user, title="Bench")
         client = Client()
         client.force_login(user)
         url = "/instances/"
@@ -114,7 +123,8 @@ def main():
               f"(sync interval {settings.PORTAL_SYNC_INTERVAL:.0f} s)")
         print(f"page/bare ratio: {page / bare:.3f}")
     finally:
-        remove_directly(allocation)
+        if allocation is not None:
+            remove_directly(allocation)
         from django.db import connections
         connections.close_all()
         teardown_databases(old, verbosity=0)

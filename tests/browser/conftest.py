@@ -52,3 +52,16 @@ def screenshot(page, request):
         return path
 
     return take
+
+
+def sign_in(page, user) -> None:
+    """Sign in on the portal's login page as `user` (made by tests.factories.UserFactory)."""
+    import re
+
+    from tests.factories import PASSWORD
+
+    page.goto("/accounts/login/")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
+    page.get_by_role("heading", name="Dashboard").wait_for()

@@ -8,18 +8,11 @@ from django.utils import timezone
 
 from allocations.models import Allocation, KeystoneIdentity, LedgerEntry
 from portal import crypto
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import UserFactory
 from tests.fixtures.allocations import make_allocation
+from tests.browser.conftest import sign_in  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def sign_in(page, user):
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
-    page.get_by_role("heading", name="Dashboard").wait_for()
 
 
 def test_a_pi_requests_an_allocation_and_sees_it_waiting_for_review(page, screenshot):

@@ -6,18 +6,11 @@ import pytest
 import requests
 
 from api.models import ApiToken
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import UserFactory
 from tests.fixtures.allocations import make_allocation
+from tests.browser.conftest import sign_in  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def sign_in(page, user):
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
-    page.get_by_role("heading", name="Dashboard").wait_for()
 
 
 def test_a_token_is_shown_once_works_with_the_api_and_stops_when_revoked(page, live_server, screenshot):

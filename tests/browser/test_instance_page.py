@@ -8,9 +8,9 @@ from django.urls import reverse
 from instances.models import CloudAction, Instance
 from instances.services import project_sync
 from tests.cloud_sdk import connection_get
-from tests.factories import PASSWORD
 from tests.fixtures.celery_worker import wait_for
 from tests.instances.integration_support import devcloud_ready, instances_allocation, launch_via_form, wait_final  # noqa: F401
+from tests.browser.conftest import sign_in  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -19,14 +19,6 @@ def devcloud(devcloud_ready):
 
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def sign_in(page, user):
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
-    page.get_by_role("heading", name="Dashboard").wait_for()
 
 
 def launched(client, allocation, name: str, **fields) -> Instance:

@@ -8,7 +8,7 @@ from django.core import mail
 
 from allocations.models import Membership
 from tests.browser.conftest import SCREENSHOTS
-from tests.browser.test_allocations import sign_in
+from tests.browser.conftest import sign_in
 from tests.instances.integration_support import devcloud_ready, instances_allocation  # noqa: F401
 from tests.factories import UserFactory
 from tests.fixtures.allocations import make_allocation

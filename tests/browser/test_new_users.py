@@ -13,7 +13,7 @@ from django.utils import timezone
 from allocations import services
 from allocations.models import Allocation
 from instances.models import Instance, Volume
-from tests.browser.test_allocations import sign_in
+from tests.browser.conftest import sign_in
 from tests.factories import UserFactory
 from tests.fixtures.allocations import make_allocation
 from tests.instances.integration_support import (devcloud_ready, instances_allocation, launch_via_form,  # noqa: F401

@@ -3,7 +3,7 @@ storage is refused at the field with the name kept; a flavor that cannot fit is 
 that says why; a launch that fits still goes through."""
 import pytest
 
-from tests.browser.test_allocations import sign_in
+from tests.browser.conftest import sign_in
 from tests.cloud_sdk import connection_get
 from tests.factories import UserFactory
 from tests.instances.integration_support import devcloud_ready, provision_directly, remove_directly  # noqa: F401

@@ -5,10 +5,10 @@ import pytest
 from celery.app.task import Task
 
 from tests.cloud_sdk import connection_get
-from tests.factories import PASSWORD
 from tests.fixtures.celery_worker import wait_for
 from tests.instances.integration_support import devcloud_ready  # noqa: F401
 from tests.integration.test_volumes_network import instances_allocation  # noqa: F401 - a PI of its own
+from tests.browser.conftest import sign_in  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -17,14 +17,6 @@ def devcloud(devcloud_ready):  # noqa: F811
 
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def sign_in(page, user):
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
-    page.get_by_role("heading", name="Dashboard").wait_for()
 
 
 def page_width(page) -> int:
