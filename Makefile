@@ -7,6 +7,11 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 PORTAL_CLOUD_QUEUE ?= cloud.primary
+# The mirror sync's queue: "sync." and the cloud queue's region, as portal/settings/base.py derives it.
+PORTAL_SYNC_QUEUE ?= sync.$(shell q='$(PORTAL_CLOUD_QUEUE)'; echo "$${q#*.}")
+# `make worker` consumes them all; `make worker WORKER_QUEUES=sync.primary` runs one for one queue.
+PORTAL_DEFAULT_QUEUE ?= default
+WORKER_QUEUES ?= $(PORTAL_DEFAULT_QUEUE),$(PORTAL_CLOUD_QUEUE),$(PORTAL_SYNC_QUEUE)
 # The portal drives the devcloud unless another cloud is configured.
 USE_DEVCLOUD := $(if $(filter-out devcloud-admin,$(OS_CLOUD)),,yes)
 
@@ -50,11 +55,13 @@ demo: migrate
 	@if [ -n "$(USE_DEVCLOUD)" ]; then $(BIN)/python manage.py ensure_demo_allocation; fi
 	@if [ -n "$(USE_DEVCLOUD)" ]; then $(BIN)/python manage.py isolate_projects; fi
 
+# gunicorn, a Celery worker per queue and beat under honcho (Procfile), each restarted if it dies.
 run: demo
-	@PORTAL_CLOUD_QUEUE=$(PORTAL_CLOUD_QUEUE) scripts/run.sh
+	@PORTAL_CLOUD_QUEUE=$(PORTAL_CLOUD_QUEUE) PORTAL_SYNC_QUEUE=$(PORTAL_SYNC_QUEUE) \
+	  PORTAL_DEFAULT_QUEUE=$(PORTAL_DEFAULT_QUEUE) scripts/run.sh
 
 worker: venv
-	$(BIN)/celery -A portal worker -l info -Q default,$(PORTAL_CLOUD_QUEUE) --concurrency 4
+	$(BIN)/celery -A portal worker -l info -Q $(WORKER_QUEUES) --concurrency 4
 
 beat: venv
 	$(BIN)/celery -A portal beat -l info

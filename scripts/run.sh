@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Serve the portal on 127.0.0.1:8000 with a Celery worker and beat beside it; Ctrl-C stops all.
+# Serve the portal on 127.0.0.1:8000 with a Celery worker for each queue (cloud work, the mirror
+# sync, default) and beat beside it: honcho runs the Procfile, each process restarted if it dies
+# (scripts/respawn), every line of output on this console prefixed with its process's name.
+# Ctrl-C stops all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=.venv/bin
-QUEUE=${PORTAL_CLOUD_QUEUE:-cloud.primary}
-BIND=${PORTAL_BIND:-127.0.0.1:8000}
-mkdir -p var/log var/run
-trap 'trap - EXIT INT TERM; kill $(jobs -p) 2>/dev/null; wait' EXIT INT TERM
-$BIN/celery -A portal worker -l info -Q "default,$QUEUE" --concurrency 4 -n "portal@%h" \
-  >var/log/worker.log 2>&1 &
-$BIN/celery -A portal beat -l info --pidfile= >var/log/beat.log 2>&1 &
-echo "Celery worker and beat started (logs in var/log/)."
-echo "Serving the portal on http://$BIND  (Ctrl-C to stop)"
-$BIN/gunicorn portal.wsgi -b "$BIND" -w "${WEB_CONCURRENCY:-3}" --access-logfile - --timeout 60 &
-wait -n
+export PORTAL_CLOUD_QUEUE=${PORTAL_CLOUD_QUEUE:-cloud.primary}
+export PORTAL_SYNC_QUEUE=${PORTAL_SYNC_QUEUE:-sync.${PORTAL_CLOUD_QUEUE#*.}}  # as portal/settings/base.py derives it
+export PORTAL_DEFAULT_QUEUE=${PORTAL_DEFAULT_QUEUE:-default}
+export PORTAL_BIND=${PORTAL_BIND:-127.0.0.1:8000}
+export PORTAL_RUN_DIR=${PORTAL_RUN_DIR:-var/run}
+export PYTHONUNBUFFERED=1  # lines reach honcho as they are written
+mkdir -p var/log "$PORTAL_RUN_DIR"
+echo "Serving the portal on http://$PORTAL_BIND, with Celery workers for $PORTAL_CLOUD_QUEUE, $PORTAL_SYNC_QUEUE" \
+     "and $PORTAL_DEFAULT_QUEUE, and beat (Ctrl-C to stop)."
+# The environment as given (settings read .env themselves, without overriding it): no .env for honcho.
+exec .venv/bin/honcho --env /dev/null --procfile Procfile start

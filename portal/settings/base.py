@@ -208,14 +208,14 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_TASK_DEFAULT_QUEUE = "default"
 # Work that talks to a cloud goes to that cloud's queue ("cloud.<region>"), so a worker can
 # run next to each region. The mirror sync has a queue of its own ("sync.<region>"): slow cloud
 # work (a class's 200 launches) must never hold up the sync that keeps pages fresh. Everything
 # else goes to "default". `make run` runs a worker for each of the three.
+CELERY_TASK_DEFAULT_QUEUE = env("PORTAL_DEFAULT_QUEUE", default="default")
 PORTAL_CLOUD_QUEUE = env("PORTAL_CLOUD_QUEUE", default="cloud.primary")
-PORTAL_SYNC_QUEUE = env("PORTAL_SYNC_QUEUE", default="sync." + (PORTAL_CLOUD_QUEUE.partition(".")[2] or "primary"))
-# Names first, then patterns in this order (Celery tries exact names, then the patterns in turn).
+PORTAL_SYNC_QUEUE = env("PORTAL_SYNC_QUEUE", default="sync." + PORTAL_CLOUD_QUEUE.split(".", 1)[-1])
+# Celery tries the patterns in this order: the sync's must come before "instances.tasks.*".
 CELERY_TASK_ROUTES = {
     "instances.tasks.sync_*": {"queue": PORTAL_SYNC_QUEUE},
     "instances.tasks.*": {"queue": PORTAL_CLOUD_QUEUE},

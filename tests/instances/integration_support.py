@@ -44,8 +44,9 @@ def act(client, instance, action: str, timeout: float = 120, **data) -> CloudAct
     return wait_final(row, timeout)
 
 
-def start_worker(log_path, queues: str):
-    """A Celery worker of our own (the session worker must not take this test's tasks)."""
+def start_worker(log_path, queues):
+    """A Celery worker of our own (the session worker must not take this test's tasks), consuming
+    `queues`: one name, a comma-separated string or a list (e.g. a test's own cloud queue)."""
     import os
     import subprocess
     import sys
@@ -58,6 +59,8 @@ def start_worker(log_path, queues: str):
     env = {**os.environ, "DATABASE_CONN_MAX_AGE": "0",
            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE") or "portal.settings.test",
            "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}
+    if not isinstance(queues, str):
+        queues = ",".join(queues)
     out = open(log_path, "ab")
     proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "portal", "worker", "-l", "info", "-Q", queues,
                              "--pool", "threads", "--concurrency", "2", "-n", f"kill-{time.time_ns()}@%h",
