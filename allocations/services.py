@@ -179,7 +179,7 @@ def allocation_add_sus(*, allocation: Allocation, sus: Decimal, by, note: str = 
         raise ValidationError(ALREADY_ADDED) from None
     allocation.awarded_sus = (allocation.awarded_sus or Decimal(0)) + sus
     allocation.save(update_fields=["awarded_sus", "updated_at"])
-    _reenable_if_eligible(allocation)
+    _reenable_if_eligible(allocation, by=by)
     return entry
 
 
@@ -189,11 +189,11 @@ def allocation_extend(*, allocation: Allocation, end_date: date, by) -> Allocati
         raise ValidationError(f"The new end date must be after {allocation.end_date}.")
     allocation.end_date = end_date
     allocation.save(update_fields=["end_date", "updated_at"])
-    _reenable_if_eligible(allocation)
+    _reenable_if_eligible(allocation, by=by)
     return allocation
 
 
-def _reenable_if_eligible(allocation: Allocation) -> None:
+def _reenable_if_eligible(allocation: Allocation, by=None) -> None:
     """An exhausted or expired allocation that has SUs and time again is usable again."""
     from . import tasks
 
@@ -205,7 +205,10 @@ def _reenable_if_eligible(allocation: Allocation) -> None:
     allocation.disabled_at = allocation.shelved_at = None
     allocation.warned_10_at = allocation.warned_25_at = None
     allocation.save()
-    transaction.on_commit(lambda: tasks.restore_quotas.delay(allocation.pk))
+    if allocation.openstack_project_id:
+        operation = portal_services.operation_create(kind="allocation.restore_quotas",
+                                                     target=f"allocation:{allocation.pk}", user=by)
+        portal_services.status_row_enqueue(row=operation, task=tasks.restore_quotas)
 
 
 @transaction.atomic
@@ -240,8 +243,11 @@ def membership_add(*, allocation: Allocation, user, role: str = MembershipRole.M
                                                            defaults={"role": role})
     if not created:
         raise ValidationError(f"{user.email} is already a member.")
-    if allocation.openstack_project_id:
-        transaction.on_commit(lambda: tasks.grant_membership.delay(membership.pk))
+    if allocation.openstack_project_id:  # otherwise provisioning grants every member's role
+        operation = portal_services.operation_create(
+            kind="membership.grant", target=f"allocation:{allocation.pk}", user=by,
+            params={"membership_id": membership.pk, "user_id": user.pk, "email": user.email})
+        portal_services.status_row_enqueue(row=operation, task=tasks.grant_membership)
     return membership
 
 
@@ -251,15 +257,25 @@ def membership_remove(*, membership: Membership, by) -> None:
 
     if membership.role == MembershipRole.PI:
         raise ValidationError("The PI cannot be removed from their own allocation.")
-    project_id = membership.allocation.openstack_project_id
-    user_id = membership.user_id
+    allocation = membership.allocation
+    user_id, email = membership.user_id, membership.user.email
     membership.delete()
-    if project_id:
-        transaction.on_commit(lambda: tasks.revoke_membership.delay(project_id, user_id))
+    if allocation.openstack_project_id:
+        operation = portal_services.operation_create(
+            kind="membership.revoke", target=f"allocation:{allocation.pk}", user=by,
+            params={"user_id": user_id, "email": email})
+        portal_services.status_row_enqueue(row=operation, task=tasks.revoke_membership)
 
 
-def flavor_access_apply(*, kind: str) -> None:
-    """After the kind's flavor rule changed: re-apply it to the kind's projects, on commit."""
+@transaction.atomic
+def flavor_access_apply(*, kind: str, by=None) -> None:
+    """After the kind's flavor rule changed: re-apply it to each of the kind's projects, on commit
+    (a status row per project, so its PI sees it and each is retried on its own)."""
     from . import tasks
+    from .models import METERED_STATUSES
 
-    transaction.on_commit(lambda: tasks.sync_flavor_access.delay(kind))
+    allocations = Allocation.objects.filter(kind=kind, status__in=METERED_STATUSES).exclude(openstack_project_id="")
+    for allocation in allocations.only("pk"):
+        operation = portal_services.operation_create(
+            kind="allocation.flavor_access", target=f"allocation:{allocation.pk}", user=by, params={"kind": kind})
+        portal_services.status_row_enqueue(row=operation, task=tasks.sync_flavor_access)

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import uuid
 from datetime import timedelta
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from django.apps import apps
 from django.db import transaction
@@ -79,6 +82,65 @@ def status_row_fail(*, row: Row, error: str, step: str = "failed") -> Row:
 
 def status_row_cancel(*, row: Row) -> Row:
     return _transition(row, OperationState.CANCELLED, step="cancelled", finished_at=timezone.now())
+
+
+# --- "The cloud did not answer": the retry step every task shows ------------------------------
+
+# The catalog's service types, as the step names them ("Identity unavailable").
+CLOUD_SERVICE_WORDS = {"identity": "Identity", "compute": "Compute", "network": "Network", "volumev3": "Block storage",
+                       "volume": "Block storage", "block-storage": "Block storage", "image": "Image",
+                       "placement": "Placement"}
+_URL = re.compile(r"https?://[^\s'\"<>]+")
+
+
+def status_row_retrying(*, row: Row, attempt: int, attempts: int, exc: Exception) -> Row:
+    """Say on the row that the cloud did not answer and when the task tries again:
+    "retrying (3/8): Identity unavailable"."""
+    step = f"retrying ({attempt}/{attempts}): {cloud_unavailable_words(exc)}"
+    return _transition(row, OperationState.RUNNING, step=step[:StatusRow._meta.get_field("step").max_length])
+
+
+def cloud_unavailable_words(exc: Exception) -> str:
+    """Which of the cloud's services did not answer, as far as the error tells: "Compute unavailable".
+
+    The address that failed is in the SDK's error (or its message); the catalog says whose it is.
+    When the catalog cannot be read either, Keystone (which serves it) is what is down.
+    """
+    service = getattr(exc, "service", "") or _service_at(_failed_url(exc))
+    return f"{CLOUD_SERVICE_WORDS.get(service, 'Cloud')} unavailable"
+
+
+def _failed_url(exc: BaseException) -> str:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        for text in (getattr(exc, "url", None), getattr(exc, "detail", None), str(exc)):
+            found = _URL.search(text or "")
+            if found:
+                return found.group(0).rstrip(".,:;)")
+        exc = exc.__cause__ or exc.__context__
+    return ""
+
+
+def _service_at(url: str) -> str:
+    if not url:
+        return ""
+    from portal.cloud import identity
+    from portal.cloud.errors import CloudError
+
+    try:
+        catalog = identity.catalog_list(timeout=5)
+    except CloudError:
+        return "identity"
+    target = urlsplit(url)
+    best, best_score = "", -1
+    for entry in catalog:
+        endpoint = urlsplit(entry.url)
+        if endpoint.netloc == target.netloc:
+            score = len(os.path.commonprefix([target.path, endpoint.path]))
+            if score > best_score:
+                best, best_score = entry.type, score
+    return best
 
 
 STALE_ERROR = ("This did not finish within {minutes} minutes and was stopped (the work on it was probably "

@@ -245,3 +245,37 @@ def test_meter_charges_a_deleted_real_server_up_to_its_deletion(cloud_allocation
     last = LedgerEntry.objects.filter(allocation=cloud_allocation, resource_id=server.id).latest("period_end")
     assert abs((last.period_end - deleted_at).total_seconds()) <= 2
     assert cloud_allocation.meter_cursors.get(resource_id=server.id).gone
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_member_added_and_removed_is_granted_and_revoked_through_status_rows_by_the_worker(
+        cloud_allocation, celery_worker_process):
+    """The real path: the PI adds a member, the row is enqueued on commit to the cloud queue, the
+    session's worker grants the role in Keystone; removing them revokes it the same way."""
+    from allocations import services
+    from portal.models import Operation
+
+    def finished(kind: str) -> Operation:
+        return wait_for(lambda: Operation.objects.filter(kind=kind, state__in=["succeeded", "failed"]).first(),
+                        timeout=90, message=f"the {kind} row to finish")
+
+    project_id = cloud_allocation.openstack_project_id
+    member = UserFactory()
+    services.membership_add(allocation=cloud_allocation, user=member, by=cloud_allocation.pi)
+    grant = finished("membership.grant")
+    assert (grant.state, grant.error, grant.target, grant.requested_by) == (
+        "succeeded", "", f"allocation:{cloud_allocation.pk}", cloud_allocation.pi)
+    ks_user = KeystoneIdentity.objects.get(user=member).keystone_user_id
+
+    def roles():
+        return {a.role["name"] for a in connection_get().identity.role_assignments(
+            scope_project_id=project_id, user_id=ks_user, include_names=True)}
+
+    assert "member" in roles()
+    assert cloud_allocation.memberships.get(user=member).keystone_role_granted
+
+    services.membership_remove(membership=cloud_allocation.memberships.get(user=member), by=cloud_allocation.pi)
+    revoke = finished("membership.revoke")
+    assert (revoke.state, revoke.error) == ("succeeded", "")
+    assert roles() == set()
+    connection_get().identity.delete_user(ks_user, ignore_missing=True)  # no longer a member: teardown misses it
