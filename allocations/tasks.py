@@ -7,6 +7,8 @@ jittered exponential wait, up to PORTAL_CLOUD_RETRIES times, the row saying "ret
 Identity unavailable". Only the last failure, or a refusal (any other CloudError, never retried),
 fails the row, in words naming what was done and what was not.
 """
+import logging
+
 from celery import Task, shared_task
 from django.conf import settings
 from django.utils import timezone
@@ -17,6 +19,8 @@ from portal.models import Operation
 
 from . import enforcement, metering, provisioning
 from .models import Allocation, KeystoneIdentity, Membership
+
+log = logging.getLogger(__name__)
 
 
 class OperationTask(Task):
@@ -44,27 +48,34 @@ CLOUD_RETRY = dict(base=OperationTask, acks_late=True, autoretry_for=(CloudUnava
 
 
 def _operation(args) -> Operation | None:
-    return Operation.objects.filter(pk=args[0]).first() if args else None
+    try:
+        return Operation.objects.filter(pk=int(args[0])).first()
+    except (IndexError, TypeError, ValueError):
+        return None
 
 
 def _allocation(operation: Operation) -> Allocation:
     return Allocation.objects.get(pk=int(operation.target.split(":", 1)[1]))
 
 
-def _run(operation_id: int, work) -> None:
-    operation = Operation.objects.filter(pk=operation_id).first()
+def _run(operation_id: int, kind: str, work) -> None:
+    operation = _operation((operation_id,))
+    if operation is not None and operation.kind != kind:
+        # A message from before these tasks took an operation's id (a membership's, an allocation's)
+        log.warning("%s: operation %s is a %s, not a %s; skipped", work.__name__, operation_id, operation.kind, kind)
+        return
     if operation is not None and not operation.is_final:
         work(operation=operation)
 
 
 @shared_task(**CLOUD_RETRY)
 def provision_allocation(operation_id: int) -> None:
-    _run(operation_id, provisioning.allocation_provision)
+    _run(operation_id, "allocation.provision", provisioning.allocation_provision)
 
 
 @shared_task(**CLOUD_RETRY)
 def close_allocation(operation_id: int) -> None:
-    _run(operation_id, provisioning.allocation_close_project)
+    _run(operation_id, "allocation.close", provisioning.allocation_close_project)
 
 
 def _grant(*, operation: Operation) -> None:
@@ -102,23 +113,23 @@ def _flavor_access(*, operation: Operation) -> None:
 
 @shared_task(**CLOUD_RETRY)
 def grant_membership(operation_id: int) -> None:
-    _run(operation_id, _grant)
+    _run(operation_id, "membership.grant", _grant)
 
 
 @shared_task(**CLOUD_RETRY)
 def revoke_membership(operation_id: int) -> None:
-    _run(operation_id, _revoke)
+    _run(operation_id, "membership.revoke", _revoke)
 
 
 @shared_task(**CLOUD_RETRY)
 def restore_quotas(operation_id: int) -> None:
-    _run(operation_id, _restore)
+    _run(operation_id, "allocation.restore_quotas", _restore)
 
 
 @shared_task(**CLOUD_RETRY)
 def sync_flavor_access(operation_id: int) -> None:
     """Open the private flavors the allocation's kind allows to its project, close the others."""
-    _run(operation_id, _flavor_access)
+    _run(operation_id, "allocation.flavor_access", _flavor_access)
 
 
 @shared_task(acks_late=True)

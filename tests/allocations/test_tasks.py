@@ -340,3 +340,13 @@ def test_a_finished_row_is_not_run_again(allocation, keystone):
 def test_the_mirror_sync_has_a_queue_of_its_own_apart_from_cloud_work(task, queue):
     assert app.amqp.router.route({}, task)["queue"].name == getattr(settings, queue)
     assert settings.PORTAL_SYNC_QUEUE != settings.PORTAL_CLOUD_QUEUE
+
+
+def test_a_message_from_before_the_rows_never_touches_another_operation(allocation, keystone):
+    # an old grant message carried a membership's id, which may be some other operation's id
+    other = portal_services.status_row_start(
+        row=portal_services.operation_create(kind="allocation.provision", target=f"allocation:{allocation.pk}"))
+    tasks.grant_membership.apply(args=(other.pk,))
+    tasks.sync_flavor_access.apply(args=("research_gpu",))  # its old argument, a kind
+    other.refresh_from_db()
+    assert (other.state, keystone.calls) == ("running", 0)

@@ -98,7 +98,7 @@ class Stack:
 
 
 @pytest.fixture
-def stack(devcloud_ready, transactional_db, tmp_path):
+def stack(devcloud_ready, transactional_db, tmp_path):  # noqa: F811 - the fixture imported above
     from django.db import connection
 
     db = connection.settings_dict
