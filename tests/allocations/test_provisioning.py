@@ -54,12 +54,18 @@ def test_the_service_user_gets_member_and_loses_any_admin_role(monkeypatch):
 
 def test_saving_a_kind_rule_in_admin_reapplies_it_on_commit(client, staff_user, django_capture_on_commit_callbacks,
                                                             monkeypatch):
+    from portal.models import Operation
+
     sent = []
-    monkeypatch.setattr("allocations.tasks.sync_flavor_access.delay", lambda kind: sent.append(kind))
+    monkeypatch.setattr("allocations.tasks.sync_flavor_access.apply_async", lambda *a, **k: sent.append(a or k))
+    course = make_allocation(kind="education", project_id="p-edu")
+    make_allocation(kind="research_cpu", project_id="p-cpu")
     client.force_login(staff_user)
     rule = KindFlavorAccess.objects.get(kind="education")
     with django_capture_on_commit_callbacks(execute=True):
         client.post(f"/admin/allocations/kindflavoraccess/{rule.pk}/change/", {"kind": "education",
                                                                                "flavors": "m3.*, g3.medium"})
     assert KindFlavorAccess.objects.get(kind="education").patterns == ["m3.*", "g3.medium"]
-    assert sent == ["education"]
+    # one status row per project of that kind, each sent to a worker once the change is saved
+    rows = Operation.objects.filter(kind="allocation.flavor_access")
+    assert [r.target for r in rows] == [f"allocation:{course.pk}"] and len(sent) == 1
