@@ -42,6 +42,10 @@ VOLUME_VERBS = {
 OPERATION_VERBS = {
     "allocation.provision": ("Setting up the project for", "Set up the project for"),
     "allocation.close": ("Closing the project of", "Closed the project of"),
+    "membership.grant": ("Giving {email} access to", "Gave {email} access to"),
+    "membership.revoke": ("Removing {email}'s access to", "Removed {email}'s access to"),
+    "allocation.restore_quotas": ("Restoring the quotas of", "Restored the quotas of"),
+    "allocation.flavor_access": ("Updating the flavors open to", "Updated the flavors open to"),
 }
 STATE_WORDS = {OperationState.QUEUED: "waiting", OperationState.RUNNING: "in progress",
                OperationState.SUCCEEDED: "done", OperationState.FAILED: "failed",
@@ -196,6 +200,8 @@ def _operation_activities(*, user, since) -> list[Activity]:
         pk = _allocation_pk(row.target)
         words = _words(row.kind)
         doing, done = OPERATION_VERBS.get(row.kind, (words.capitalize(), words.capitalize()))
+        email = (row.params or {}).get("email") or "a member"
+        doing, done = doing.replace("{email}", email), done.replace("{email}", email)
         what = f"“{titles[pk]}”" if pk in titles else ""
         url = reverse("allocations:detail", args=[pk]) if pk in mine else ""
         found.append(Activity(" ".join(_sentence(doing, done, what, row.state, row.step).split()),

@@ -11,7 +11,10 @@ export PORTAL_DEFAULT_QUEUE=${PORTAL_DEFAULT_QUEUE:-default}
 export PORTAL_BIND=${PORTAL_BIND:-127.0.0.1:8000}
 export PORTAL_RUN_DIR=${PORTAL_RUN_DIR:-var/run}
 export PYTHONUNBUFFERED=1  # lines reach honcho as they are written
-mkdir -p var/log "$PORTAL_RUN_DIR"
+# /metrics sums what every process recorded, through files in one directory emptied at start.
+export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-$PORTAL_RUN_DIR/prometheus}
+rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+mkdir -p var/log "$PORTAL_RUN_DIR" "$PROMETHEUS_MULTIPROC_DIR"
 echo "Serving the portal on http://$PORTAL_BIND, with Celery workers for $PORTAL_CLOUD_QUEUE, $PORTAL_SYNC_QUEUE" \
      "and $PORTAL_DEFAULT_QUEUE, and beat (Ctrl-C to stop)."
 # The environment as given (settings read .env themselves, without overriding it): no .env for honcho.

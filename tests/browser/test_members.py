@@ -122,7 +122,8 @@ def test_an_invitation_to_a_new_address_binds_on_sign_up_and_grants_the_project(
     from tests.cloud_sdk import connection_get
 
     # the Keystone grant runs in this process right after the commit (no worker needed)
-    monkeypatch.setattr(tasks.grant_membership, "delay", lambda membership_id: tasks.grant_membership(membership_id))
+    monkeypatch.setattr(tasks.grant_membership, "apply_async",
+                        lambda args=(), **kw: tasks.grant_membership.apply(args=args, task_id=kw.get("task_id")))
     allocation = instances_allocation
     colleague = UserFactory(username="has-an-account")
     sign_in(page, allocation.pi)
