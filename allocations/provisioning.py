@@ -39,13 +39,24 @@ def keystone_identity_ensure(*, user) -> KeystoneIdentity:
     if existing and admin.user_exists(user_id=existing.keystone_user_id):
         return existing  # leave the password alone: changing it revokes the user's tokens
     password = crypto.decrypt(existing.encrypted_password) if existing else secrets.token_urlsafe(24)
-    username = existing.keystone_username if existing else (user.email or user.get_username())
+    username = existing.keystone_username if existing else _unclaimed_username(user)
     ks_user = admin.user_ensure(name=username, email=user.email, password=password,
                                 domain=settings.PORTAL_KEYSTONE_DOMAIN)
     identity_row, _ = KeystoneIdentity.objects.update_or_create(
         user=user, defaults={"keystone_user_id": ks_user.id, "keystone_username": ks_user.name,
                              "encrypted_password": crypto.encrypt(password)})
     return identity_row
+
+
+def _unclaimed_username(user) -> str:
+    """A Keystone user name for a new person: their email, unless a Keystone user of that name
+    already exists (made with the CLI, from LDAP, by someone else): that one is never taken over
+    (user_ensure would reset its password), the person gets a name of their own instead."""
+    wanted = user.email or user.get_username()
+    for name in (wanted, f"{wanted}.portal-{user.pk}", f"{wanted}.portal-{user.pk}-{secrets.token_hex(3)}"):
+        if admin.user_find(name=name, domain=settings.PORTAL_KEYSTONE_DOMAIN) is None:
+            return name
+    raise admin.NotFound("No free Keystone user name for this person; ask the cloud's admins.")
 
 
 def membership_grant(*, membership: Membership) -> None:

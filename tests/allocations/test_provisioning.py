@@ -69,3 +69,20 @@ def test_saving_a_kind_rule_in_admin_reapplies_it_on_commit(client, staff_user, 
     # one status row per project of that kind, each sent to a worker once the change is saved
     rows = Operation.objects.filter(kind="allocation.flavor_access")
     assert [r.target for r in rows] == [f"allocation:{course.pk}"] and len(sent) == 1
+
+
+def test_a_keystone_user_that_already_has_the_persons_email_as_name_is_never_taken_over(monkeypatch):
+    from allocations.models import KeystoneIdentity
+    from portal.cloud.admin import User
+    from tests.factories import UserFactory
+
+    person = UserFactory()
+    taken = {person.email: "ks-someone-else"}  # e.g. made with the CLI, or from LDAP
+    ensured = []
+    monkeypatch.setattr("portal.cloud.admin.user_find",
+                        lambda name, domain: User(taken[name], name) if name in taken else None)
+    monkeypatch.setattr("portal.cloud.admin.user_ensure",
+                        lambda name, email, password, domain: ensured.append(name) or User("ks-new", name))
+    identity = provisioning.keystone_identity_ensure(user=person)
+    assert ensured == [f"{person.email}.portal-{person.pk}"]  # the existing user's password is left alone
+    assert KeystoneIdentity.objects.get(user=person).keystone_username == identity.keystone_username == ensured[0]

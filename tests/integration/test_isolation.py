@@ -329,3 +329,27 @@ def test_a_persons_token_is_signed_for_once_and_shared_until_near_expiry(two_pro
     connection_cache_clear()  # what another process starts with
     assert connection_for(scope).session.get_token() == first
     assert connection_for(member_scope(user=b.pi, allocation=b)).session.get_token() != first
+
+
+def test_a_person_whose_email_names_an_existing_keystone_user_gets_their_own(devcloud):
+    """The portal never resets the password of a Keystone user it did not make."""
+    from allocations import provisioning
+
+    admin = connection_get()
+    person = UserFactory()
+    password = uuid.uuid4().hex
+    theirs = admin.identity.create_user(name=person.email, password=password, domain_id="default")
+    try:
+        identity = provisioning.keystone_identity_ensure(user=person)
+        assert identity.keystone_user_id != theirs.id and identity.keystone_username != person.email
+        # the existing user still signs in with its own password
+        project = admin.identity.create_project(name=f"own-{uuid.uuid4().hex[:8]}", domain_id="default")
+        admin.identity.assign_project_role_to_user(project, theirs, admin.identity.find_role("member"))
+        conn = connection_as(username=person.email, password=password, project_id=project.id)
+        assert conn.current_user_id == theirs.id
+        conn.close()
+        admin.identity.delete_project(project)
+    finally:
+        admin.identity.delete_user(theirs, ignore_missing=True)
+        for ks in KeystoneIdentity.objects.filter(user=person):
+            admin.identity.delete_user(ks.keystone_user_id, ignore_missing=True)
