@@ -61,6 +61,7 @@ def keystone(monkeypatch):
         Keystone.grants.add((project_id, user_id, role))
 
     monkeypatch.setattr("portal.cloud.admin.user_exists", lambda user_id: True)
+    monkeypatch.setattr("portal.cloud.admin.user_find", lambda name, domain: None)  # no name taken yet
     monkeypatch.setattr("portal.cloud.admin.role_grant", role_grant)
     monkeypatch.setattr("portal.cloud.admin.role_revoke_all",
                         lambda project_id, user_id: Keystone.revoked.append((project_id, user_id)))
