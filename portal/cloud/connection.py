@@ -66,10 +66,15 @@ def _config():
 
 
 def _cloud_settings(cloud: str) -> dict:
-    """auth_url, region, interface and timeout of a cloud in clouds.yaml (no credentials)."""
+    """auth_url, region, interface and endpoint overrides of a cloud in clouds.yaml (no credentials).
+
+    `endpoint_overrides` holds the cloud's `<service>_endpoint_override` entries (e.g. a proxy in
+    front of Nova), so the connections made for people reach the same endpoints as the service
+    identity's own."""
     region = _config().get_one(cloud=cloud)
+    overrides = {key: value for key, value in region.config.items() if key.endswith("_endpoint_override") and value}
     return {"auth_url": region.auth["auth_url"], "region_name": region.region_name,
-            "interface": region.config.get("interface") or "public"}
+            "interface": region.config.get("interface") or "public", "endpoint_overrides": overrides}
 
 
 def service_identity() -> Identity:
@@ -129,11 +134,20 @@ def _save_token(conn, key: str) -> None:
     access = auth.auth_ref
     if access is None or access.expires is None:
         return
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
-    ttl = int((access.expires - datetime.now(timezone.utc)).total_seconds()) - TOKEN_MARGIN_SECONDS
+    ttl = int((access.expires - datetime.now(UTC)).total_seconds()) - TOKEN_MARGIN_SECONDS
     if ttl > 0:
         cache.set(key, crypto.encrypt(auth.get_auth_state()), ttl)
+
+
+def _connection_build(scope: Scope, *, timeout: float) -> openstack.connection.Connection:
+    """A connection for the scope, not signed in yet, with the service cloud's region, interface and
+    endpoint overrides."""
+    cloud = _cloud_settings(settings.PORTAL_SERVICE_CLOUD)
+    return openstack.connection.Connection(
+        auth=_auth_for(scope, cloud), auth_type="password", region_name=cloud["region_name"],
+        interface=cloud["interface"], identity_api_version="3", api_timeout=timeout, **cloud["endpoint_overrides"])
 
 
 def connection_for(scope: Scope, *, timeout: float | None = None) -> openstack.connection.Connection:
@@ -145,10 +159,7 @@ def connection_for(scope: Scope, *, timeout: float | None = None) -> openstack.c
         if conn is not None:
             _cache.move_to_end(key)
             return conn
-    cloud = _cloud_settings(settings.PORTAL_SERVICE_CLOUD)
-    conn = openstack.connection.Connection(
-        auth=_auth_for(scope, cloud), auth_type="password", region_name=cloud["region_name"],
-        interface=cloud["interface"], identity_api_version="3", api_timeout=timeout)
+    conn = _connection_build(scope, timeout=timeout)
     instrument_session(conn.session)
     token_key = _token_key(scope)
     _load_token(conn, token_key)
@@ -181,8 +192,8 @@ def admin_connection(*, timeout: float | None = None) -> openstack.connection.Co
 def _close(conn) -> None:
     try:
         conn.close()
-    except Exception:  # noqa: BLE001 - closing is best effort
-        pass
+    except Exception as exc:  # noqa: BLE001 - closing is best effort
+        log.debug("closing a cloud connection failed: %s", exc)
 
 
 def connection_cache_clear() -> None:

@@ -1,0 +1,56 @@
+"""Connections made for a person reach the endpoints the service cloud names in clouds.yaml
+(e.g. a proxy in front of Nova), not only those of the catalog. No cloud is reached."""
+import pytest
+import yaml
+
+from portal.cloud.connection import Identity, Scope, _cloud_settings, _connection_build
+
+OVERRIDES = {
+    "compute_endpoint_override": "http://127.0.0.1:41001/v2.1",
+    "network_endpoint_override": "http://127.0.0.1:41002",
+    "block_storage_endpoint_override": "http://127.0.0.1:41003/v3",
+    "image_endpoint_override": "http://127.0.0.1:41004",
+}
+AUTH = {"auth_url": "http://127.0.0.1:15000/v3", "username": "svc", "password": "x", "project_name": "portal",
+        "user_domain_name": "Default", "project_domain_name": "Default"}
+
+
+@pytest.fixture
+def clouds_yaml(tmp_path, settings):
+    path = tmp_path / "clouds.yaml"
+    path.write_text(yaml.safe_dump({"clouds": {
+        "proxied": {"auth": AUTH, "region_name": "RegionOne", "interface": "public", **OVERRIDES},
+        "plain": {"auth": AUTH, "region_name": "RegionOne"},
+    }}))
+    settings.OS_CLIENT_CONFIG_FILE = str(path)
+    return path
+
+
+def person_scope() -> Scope:
+    return Scope(identity=Identity(key="user:u1", username="alice", password="pw"), project_id="p1")
+
+
+def test_the_service_clouds_endpoint_overrides_are_read_without_credentials(clouds_yaml):
+    cloud = _cloud_settings("proxied")
+    assert cloud["endpoint_overrides"] == OVERRIDES
+    assert cloud["auth_url"] == AUTH["auth_url"] and "password" not in str(cloud)
+
+
+def test_a_persons_connection_uses_the_service_clouds_endpoint_overrides_and_the_timeout(clouds_yaml, settings):
+    settings.PORTAL_SERVICE_CLOUD = "proxied"
+    conn = _connection_build(person_scope(), timeout=7)
+    assert conn.config.get_endpoint("compute") == OVERRIDES["compute_endpoint_override"]
+    assert conn.config.get_endpoint("network") == OVERRIDES["network_endpoint_override"]
+    assert conn.config.get_endpoint("block-storage") == OVERRIDES["block_storage_endpoint_override"]
+    assert conn.config.get_endpoint("image") == OVERRIDES["image_endpoint_override"]
+    assert conn.config.config["api_timeout"] == 7
+    # still the person, in their project, signing in at Keystone itself
+    assert conn.config.auth["username"] == "alice" and conn.config.auth["project_id"] == "p1"
+    assert conn.config.auth["auth_url"] == AUTH["auth_url"]
+
+
+def test_without_overrides_the_catalog_decides(clouds_yaml, settings):
+    settings.PORTAL_SERVICE_CLOUD = "plain"
+    conn = _connection_build(person_scope(), timeout=30)
+    assert _cloud_settings("plain")["endpoint_overrides"] == {}
+    assert conn.config.get_endpoint("compute") is None
