@@ -69,10 +69,13 @@ def _cloud_settings(cloud: str) -> dict:
     """auth_url, region, interface and endpoint overrides of a cloud in clouds.yaml (no credentials).
 
     `endpoint_overrides` holds the cloud's `<service>_endpoint_override` entries (e.g. a proxy in
-    front of Nova), so the connections made for people reach the same endpoints as the service
-    identity's own."""
+    front of Nova) and `<service>_api_version` entries, so the connections made for people reach the
+    same endpoints as the service identity's own. (An override with its version, e.g. `/v2.0`, and
+    the API version beside it spare the SDK a discovery request: one that fails leaves the SDK using
+    the override without a version for the life of the connection.)"""
     region = _config().get_one(cloud=cloud)
-    overrides = {key: value for key, value in region.config.items() if key.endswith("_endpoint_override") and value}
+    overrides = {key: value for key, value in region.config.items()
+                 if key.endswith(("_endpoint_override", "_api_version")) and key != "identity_api_version" and value}
     return {"auth_url": region.auth["auth_url"], "region_name": region.region_name,
             "interface": region.config.get("interface") or "public", "endpoint_overrides": overrides}
 
