@@ -30,6 +30,14 @@ def instance_list_for_user(*, user, allocation=None, mine: bool = False, search:
     return qs.select_related("created_by", "allocation").order_by(SORTS.get(sort, "name"), "server_id")
 
 
+def instance_rows_for_user(*, user, ids, allocation=None) -> list[Instance]:
+    """The live instances among `ids` (primary keys) the user may see, in the order given: the rows
+    a page of the list shows, read again for its poll (one query, whatever the page's size)."""
+    ids = list(ids)
+    found = {i.pk: i for i in instance_list_for_user(user=user, allocation=allocation).filter(pk__in=ids)}
+    return [found[pk] for pk in ids if pk in found]
+
+
 def instance_get_for_user(*, user, pk: int) -> Instance:
     """The instance, or 404 if the user is not a member of its allocation."""
     instance = (Instance.objects.filter(pk=pk, allocation__memberships__user=user)

@@ -6,6 +6,7 @@ app_name = "instances"
 
 urlpatterns = [
     path("instances/", views.instance_list, name="list"),
+    path("instances/rows/", views.instance_rows, name="rows"),
     path("instances/launch/", views.instance_launch, name="launch"),
     path("instances/launch/cost/", views.launch_cost, name="launch_cost"),
     path("instances/launches/<int:pk>/", views.launch_detail, name="launch_detail"),

@@ -303,6 +303,7 @@ PORTAL_LAUNCH_DEADLINE = env.int("PORTAL_LAUNCH_DEADLINE", default=600)  # secon
 PORTAL_LAUNCH_ATTEMPTS = env.int("PORTAL_LAUNCH_ATTEMPTS", default=6)  # tries while the cloud is unreachable
 PORTAL_LAUNCH_STALE_SECONDS = env.int("PORTAL_LAUNCH_STALE_SECONDS", default=120)  # then a launch is re-enqueued
 PORTAL_ACTION_DEADLINE = env.int("PORTAL_ACTION_DEADLINE", default=300)
+PORTAL_INSTANCE_PAGE_SIZE = env.int("PORTAL_INSTANCE_PAGE_SIZE", default=50)  # rows per page of the instance list
 CELERY_BEAT_SCHEDULE["instances-sync"] = {"task": "instances.tasks.sync_all_projects",
                                           "schedule": PORTAL_SYNC_INTERVAL}
 CELERY_BEAT_SCHEDULE["instances-resume-stale-launches"] = {"task": "instances.tasks.resume_stale_launches",

@@ -53,9 +53,9 @@ def test_list_query_and_cloud_call_counts_do_not_grow_with_servers(n, user_clien
         cloud.add(f"s{i:03d}", flavor=FLAVORS[i % len(FLAVORS)])
     project_sync(allocation=allocation)
     cloud.calls.clear()
-    with django_assert_max_num_queries(8):  # session, user, allocations, instances: the same for 3 and 60
+    with django_assert_max_num_queries(9):  # session, user, allocations, count, the page: the same for 3 and 60
         response = user_client.get(reverse("instances:list"))
-    assert response.content.decode().count('data-testid="instance-row"') == n
+    assert response.content.decode().count('data-testid="instance-row"') == min(n, 50)  # a page
     assert sum(cloud.calls.values()) == 0  # pages read the mirror, never the cloud
 
 

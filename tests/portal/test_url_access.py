@@ -131,6 +131,8 @@ REGISTRY: dict[str, Access] = {
                           "it is 403, signed in or not (tests/portal/test_observability.py)"),
     # Instances
     "instances:list": Access(MEMBERS, in_project("instances:list")),
+    "instances:rows": Access(MEMBERS, lambda o: f"{reverse('instances:rows')}?project={o.allocation.pk}"
+                                                f"&ids={o.instance.pk}"),
     "instances:launch": Access(MEMBERS, in_project("instances:launch"), GET_POST, data=lambda o: {
         "name": "grabbed", "image": "img-ubuntu", "flavor": "f-m3-small", "count": 1}),
     "instances:launch_cost": Access(MEMBERS, in_project("instances:launch_cost", "&flavor=f-m3-small&count=2")),
