@@ -4,22 +4,23 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_safe
 
-from . import selectors
+from . import registry
 from .health import CHECKS
 
 
 @login_not_required
 @require_safe
 def dashboard(request):
-    """`/`: what the portal is, for visitors; the person's own dashboard once signed in."""
+    """`/`: what the portal is, for visitors; once signed in, the panels the apps register."""
     if not request.user.is_authenticated:
         return render(request, "portal/landing.html")
-    from instances.selectors import dashboard_for_user
-
+    panels = registry.dashboard_panels()
+    context = {}
+    for panel in panels:
+        context.update(panel.context(user=request.user))
     return render(request, "portal/dashboard.html", {
-        **selectors.dashboard_allocations(user=request.user),
-        "activity": selectors.activity_for_user(user=request.user, limit=12),
-        **dashboard_for_user(user=request.user),
+        **context, "header_panels": [p for p in panels if p.slot == "header"],
+        "panels": [p for p in panels if p.slot == "main"],
     })
 
 

@@ -7,12 +7,13 @@
   `instrument_session()` (applied by `portal.cloud.connection` to each connection's keystoneauth
   session) times every HTTP request with the service type it went to, reads the cloud's
   `x-openstack-request-id`, and passes our request id on as OpenStack's global request id.
-- `task_signals`: Celery signals: the request id travels in a task's headers, and task run times,
-  outcomes and the meter's runs are recorded.
-- `collectors`: what is read at scrape time: Celery queue lengths (Redis) and mirror sync lag.
+- `task_signals`: Celery signals: the request id travels in a task's headers, task run times and
+  outcomes are recorded, and the apps' task observers (the meter's run time) are told.
+- `collectors`: what is read at scrape time: Celery queue lengths (Redis). The apps register their
+  own collectors (instances: mirror sync lag) in `portal.registry`.
 - `views`: `/metrics`, for the addresses in PORTAL_METRICS_ALLOWED or a PORTAL_METRICS_TOKEN.
 
-Nothing here imports the apps at import time: this package is loaded by `portal.celery` and
+Nothing here imports the apps (portal/ knows no app): this package is loaded by `portal.celery` and
 `portal.cloud` while settings are still being read.
 """
 from . import task_signals  # noqa: F401 - connects the Celery signals

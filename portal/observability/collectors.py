@@ -1,8 +1,8 @@
-"""Metrics read at scrape time: Celery queue lengths from Redis, mirror sync lag from the database.
+"""Metrics read at scrape time: Celery queue lengths from Redis (the apps register their own
+collectors in `portal.registry`, e.g. instances' mirror sync lag).
 
-Each is one round trip (a Redis pipeline; one SQL query) per scrape. A source that does not
-answer is logged and leaves its metric without samples (and `portal_celery_broker_up 0`), so the
-scrape itself still succeeds.
+One round trip (a Redis pipeline) per scrape. A broker that does not answer is logged and leaves
+the metric without samples (and `portal_celery_broker_up 0`), so the scrape itself still succeeds.
 """
 from __future__ import annotations
 
@@ -69,46 +69,3 @@ class CeleryQueueCollector:
         up.add_metric([], 0 if found is None else 1)
         yield lengths
         yield up
-
-
-def mirror_sync_lag(*, now, threshold_seconds: int) -> dict:
-    """Over the projects the sync keeps (allocations that are metered, with a project), in one query:
-    how many there are, the oldest last sync, and how many are behind (never synced, or older
-    than the threshold)."""
-    from datetime import timedelta
-
-    from django.db.models import Count, Min, OuterRef, Q, Subquery
-
-    from allocations.models import METERED_STATUSES, Allocation
-    from instances.models import ProjectSync
-
-    last = ProjectSync.objects.filter(project_id=OuterRef("openstack_project_id")).values("last_sync_at")[:1]
-    behind = Q(last_sync__isnull=True) | Q(last_sync__lt=now - timedelta(seconds=threshold_seconds))
-    return (Allocation.objects.filter(status__in=METERED_STATUSES).exclude(openstack_project_id="")
-            .annotate(last_sync=Subquery(last))
-            .aggregate(projects=Count("pk"), oldest=Min("last_sync"), behind=Count("pk", filter=behind)))
-
-
-class SyncLagCollector:
-    def collect(self):
-        from django.utils import timezone
-
-        threshold = settings.PORTAL_METRICS_SYNC_LAG_SECONDS
-        lag = GaugeMetricFamily("portal_sync_lag_seconds",
-                                "Seconds since the least recently synced project's mirror was last synced.")
-        behind = GaugeMetricFamily("portal_sync_projects_behind",
-                                   f"Projects whose mirror is more than PORTAL_METRICS_SYNC_LAG_SECONDS "
-                                   f"({threshold} s) behind, or was never synced.")
-        projects = GaugeMetricFamily("portal_sync_projects", "Projects whose mirror the sync keeps.")
-        now = timezone.now()
-        try:
-            found = mirror_sync_lag(now=now, threshold_seconds=threshold)
-        except Exception:  # the database being down is for /healthz; keep the scrape
-            log.warning("metrics: the sync lag query failed", exc_info=True)
-            found = None
-        if found is not None:
-            oldest = found["oldest"]
-            lag.add_metric([], max((now - oldest).total_seconds(), 0.0) if oldest else 0.0)
-            behind.add_metric([], found["behind"])
-            projects.add_metric([], found["projects"])
-        yield from (lag, behind, projects)

@@ -2,9 +2,10 @@
 
 All are counters, histograms or "max" gauges, which prometheus_client's multiprocess mode sums
 correctly across gunicorn workers and Celery pool processes when PROMETHEUS_MULTIPROC_DIR is set.
-What is read at scrape time (queue lengths, sync lag) lives in `collectors`.
+What is read at scrape time (queue lengths) lives in `collectors`; the apps define their own
+(the meter's in `allocations.metrics`) and register them in `portal.registry`.
 """
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 # A cached GET answers in milliseconds; a server create or a slow Keystone takes seconds; the
 # API timeout (PORTAL_CLOUD_TIMEOUT) is 30 s by default.
@@ -34,10 +35,3 @@ task_seconds = Histogram(
     ["task", "state"], buckets=TASK_BUCKETS)
 task_failures = Counter(
     "portal_task_failures", "Celery tasks that raised, by task and exception class.", ["task", "exception"])
-
-meter_run_seconds = Histogram(
-    "portal_meter_run_seconds", "One run of the meter (allocations.tasks.meter_allocations), by outcome.",
-    ["outcome"], buckets=TASK_BUCKETS)
-meter_last_success = Gauge(
-    "portal_meter_last_success_timestamp_seconds", "When a meter run last finished without an error (Unix time).",
-    multiprocess_mode="max")

@@ -1,4 +1,5 @@
-"""Celery signals: the request id travels with a task; run times, outcomes and meter runs are recorded.
+"""Celery signals: the request id travels with a task; run times and outcomes are recorded, and
+the observers the apps register for a task (`portal.registry.add_task_observer`) are told.
 
 A task enqueued while a request (or another task) is in hand carries its request id in the
 message headers (`before_task_publish`); the worker puts it back in the contextvar for the task's
@@ -14,11 +15,11 @@ import time
 from celery import signals
 from celery.utils.log import ColorFormatter
 
+from .. import registry
 from . import metrics
 from .context import RequestIdFilter, request_id, sane_request_id
 
 HEADER = "portal_request_id"
-METER_TASK = "allocations.tasks.meter_allocations"
 
 # task id -> (start, the contextvar token to reset); prerun and postrun run in the same thread.
 _running: dict[str, tuple[float, object]] = {}
@@ -53,10 +54,8 @@ def _task_finished(sender=None, task_id=None, task=None, state=None, **kwargs):
         return
     elapsed, name = time.perf_counter() - started, getattr(task, "name", None) or str(sender)
     metrics.task_seconds.labels(name, state or "UNKNOWN").observe(elapsed)
-    if name == METER_TASK:
-        metrics.meter_run_seconds.labels("success" if state == "SUCCESS" else "failure").observe(elapsed)
-        if state == "SUCCESS":
-            metrics.meter_last_success.set_to_current_time()
+    for observe in registry.task_observers(name):
+        observe(state=state or "UNKNOWN", seconds=elapsed)
 
 
 @signals.task_failure.connect(weak=False, dispatch_uid="portal.observability.failure")

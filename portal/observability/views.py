@@ -21,7 +21,8 @@ from django.views.decorators.cache import never_cache
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from .collectors import CeleryQueueCollector, SyncLagCollector
+from .. import registry
+from .collectors import CeleryQueueCollector
 
 PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
 
@@ -59,7 +60,8 @@ def scrape_allowed(request) -> bool:
 
 
 class _Scrape:
-    """This process's metrics (or, in multiprocess mode, every process's) and the scrape-time ones."""
+    """This process's metrics (or, in multiprocess mode, every process's) and the scrape-time ones
+    (the queue lengths and what the apps registered)."""
 
     def collect(self):
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -71,7 +73,8 @@ class _Scrape:
             base = REGISTRY
         yield from base.collect()
         yield from CeleryQueueCollector().collect()
-        yield from SyncLagCollector().collect()
+        for collector in registry.collectors():
+            yield from collector.collect()
 
 
 @login_not_required

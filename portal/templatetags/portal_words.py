@@ -1,19 +1,11 @@
-"""Human words for internal names in templates: `{{ action|action_label }}` ("Assign public IP",
-never "Floatingipassign"), `{{ row|status_words }}` ("in progress" for a running status row),
-`{{ instance.status|status_label }}` ("resized: confirm or revert", never "verify_resize")."""
+"""Human words for internal names in templates: `{{ row|status_words }}` ("in progress" for a
+running status row), `{{ instance.status|status_label }}` ("resized: confirm or revert", never
+"verify_resize"). An action's label is the app's own (`instance_words`)."""
 from django import template
 
 from portal import selectors
 
 register = template.Library()
-
-
-@register.filter
-def action_label(action) -> str:
-    """A CloudAction row, or an action name (server actions), as the words its button shows."""
-    if hasattr(action, "action"):
-        return selectors.action_label(action=action.action, target_type=action.target_type)
-    return selectors.action_label(action=str(action))
 
 
 @register.filter

@@ -32,11 +32,12 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from allocations.models import AllocationStatus
+from instances.metrics import mirror_sync_lag
 from instances.models import ProjectSync
 from portal.celery import app as celery_app
 from portal.cloud.errors import CloudUnavailable, NotFound, cloud_errors
 from portal.observability import RequestIdFilter, instrument_session
-from portal.observability.collectors import celery_queue_names, mirror_sync_lag
+from portal.observability.collectors import celery_queue_names
 from portal.observability.context import new_request_id, using_request_id
 from tests.fixtures.allocations import make_allocation
 from tests.integration.conftest import devcloud  # noqa: F401 - the real local cloud, for the integration tests
