@@ -1,3 +1,7 @@
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = [
@@ -26,3 +30,26 @@ def _fresh_cache():
 
     cache.clear()
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _background_servers(request):
+    """DEVCLOUD_BACKGROUND_SERVERS=N: the local cloud holds N servers of its own for the whole run (a busy
+    cloud; see devcloud/background.py). `devcloud up` makes or removes them to reach N; it prints how long
+    that took and the memory it cost, shown here. Unset: nothing happens; runs with no cloud test skip it."""
+    count = os.environ.get("DEVCLOUD_BACKGROUND_SERVERS", "").strip()
+    wants_cloud = any(item.get_closest_marker("integration") or item.get_closest_marker("browser")
+                      for item in request.session.items)
+    if not count or not wants_cloud or os.environ.get("OS_CLOUD", "devcloud-admin") != "devcloud-admin":
+        return
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    result = subprocess.run([str(root / "devcloud" / "devcloud"), "up"], cwd=root, env=env, capture_output=True,
+                            text=True, timeout=1800, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"devcloud/devcloud up with DEVCLOUD_BACKGROUND_SERVERS={count} failed:\n{result.stdout}\n"
+                    f"{result.stderr}", pytrace=False)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    for line in result.stdout.splitlines():
+        if "background" in line and reporter is not None:
+            reporter.write_line(f"devcloud {line.strip()}")
