@@ -37,6 +37,41 @@ def allocation_get_for_user(*, user, pk: int) -> Allocation:
         raise Http404("No such allocation.")
 
 
+# PostgreSQL bigint: a larger number names no row (and must not reach the database).
+MAX_PK = 2**63 - 1
+
+
+def allocation_pick(*, user, pk, among=None, first: bool = False) -> Allocation | None:
+    """The allocation `pk` names among `among`: by default every allocation the user belongs to;
+    else a queryset or list of them (the usable ones, the ones with a project, an API token's one).
+    A pk naming none of them, or no number at all, is a 404: the same answer for someone else's
+    allocation and a typo, so existence does not leak. No pk: None, or with `first` the first of
+    `among` (a page's default choice)."""
+    among = allocation_list_for_user(user=user) if among is None else among
+    is_query = isinstance(among, QuerySet)
+    if pk is None or pk == "":
+        if not first:
+            return None
+        return among.first() if is_query else next(iter(among), None)
+    try:
+        pk = int(pk)
+    except (TypeError, ValueError):
+        raise Http404("No such allocation.") from None
+    found = None
+    if 0 < pk <= MAX_PK:
+        found = among.filter(pk=pk).first() if is_query else next((a for a in among if a.pk == pk), None)
+    if found is None:
+        raise Http404("No such allocation.")
+    return found
+
+
+def allocation_for_request(request, *, among=None, first: bool = False, param: str = "project") -> Allocation | None:
+    """The allocation a page's request chose: its form's `project` field, else `?project=`; see
+    `allocation_pick` for `among`, `first` and the 404."""
+    pk = request.POST.get(param) or request.GET.get(param)
+    return allocation_pick(user=request.user, pk=pk, among=among, first=first)
+
+
 def allocation_get_for_project(*, user, project_id: str) -> Allocation:
     """The allocation mapped to an OpenStack project, or 404 if the user is not a member."""
     allocation = allocation_list_for_user(user=user).filter(openstack_project_id=project_id).first()

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from portal.cloud import quotas
 from portal.cloud.errors import CloudError
+from portal.htmx import is_partial
 
 from . import charts, credentials, invitations, selectors, services
 from .scopes import NoCloudAccess, member_scope
@@ -51,9 +52,8 @@ def allocation_detail(request, pk: int, member_form: MemberAddForm | None = None
         "members": selectors.allocation_member_usage(allocation=allocation),
         "can_manage": membership is not None and membership.can_manage, "member_form": member_form or MemberAddForm(),
     }
-    if request.htmx and request.GET.get("page"):
-        return render(request, "allocations/detail.html#ledger", context)
-    return render(request, "allocations/detail.html", context)
+    ledger_only = request.GET.get("page") and is_partial(request)  # the ledger's pager swaps only the ledger
+    return render(request, "allocations/detail.html#ledger" if ledger_only else "allocations/detail.html", context)
 
 
 def allocation_quota(request, pk: int):
@@ -160,7 +160,8 @@ def credential_list(request):
     form = CredentialForm(request.POST or None, allocations=allocations)
     created = secret = downloads = starter = None
     if request.method == "POST" and form.is_valid():
-        allocation = next(a for a in allocations if a.pk == form.cleaned_data["allocation"])
+        allocation = selectors.allocation_pick(user=request.user, pk=form.cleaned_data["allocation"],
+                                               among=allocations)
         try:
             created, secret = credentials.credential_create(
                 user=request.user, allocation=allocation, name=form.cleaned_data["name"],

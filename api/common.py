@@ -13,14 +13,14 @@ from django.utils import timezone
 from rest_framework import exceptions, pagination, serializers, throttling
 from rest_framework.response import Response
 
-from allocations.selectors import allocation_list_for_user
+from allocations.selectors import MAX_PK, allocation_list_for_user, allocation_pick
 
 from .models import IdempotentRequest
 from .permissions import request_token
 from .problems import problem_response
 # Imported by DRF's settings (DEFAULT_THROTTLE_CLASSES) before rest_framework.views exists: this
 # module must not import views, generics or drf_spectacular.openapi at the top.
-MAX_ID = 2**63 - 1  # PostgreSQL bigint: a larger id cannot name a row
+MAX_ID = MAX_PK  # PostgreSQL bigint: a larger id cannot name a row
 IDEMPOTENCY_WINDOW = timedelta(hours=24)  # a key's first answer is replayed this long, then forgotten
 
 
@@ -35,14 +35,9 @@ def allocations_for(request):
 
 def allocation_for(request, pk):
     """One allocation the request may reach, or 404 (the same for someone else's and a bad id)."""
-    try:
-        pk = int(pk)
-    except (TypeError, ValueError):
+    if pk is None:
         raise Http404("No such allocation.")
-    allocation = allocations_for(request).filter(pk=pk).first() if 0 < pk <= MAX_ID else None
-    if allocation is None:
-        raise Http404("No such allocation.")
-    return allocation
+    return allocation_pick(user=request.user, pk=pk, among=allocations_for(request))
 
 
 def limit_to_token(request, qs, field: str = "allocation"):

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from allocations.selectors import allocation_list_for_user
+from allocations.selectors import allocation_list_for_user, allocation_pick
 
 from . import tokens
 from .models import ApiToken, TokenScope
@@ -34,7 +34,7 @@ def token_list(request):
     created = raw = None
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
-        allocation = next((a for a in allocations if a.pk == d["allocation"]), None)
+        allocation = allocation_pick(user=request.user, pk=d["allocation"], among=allocations)  # None: all of them
         try:
             created, raw = tokens.token_create(user=request.user, name=d["name"], scope=d["scope"],
                                                expires_in_days=d["expires_in_days"], allocation=allocation)

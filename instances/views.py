@@ -15,33 +15,18 @@ from django.views.decorators.http import require_GET, require_POST
 
 from allocations.charging import InsufficientBalance, su_per_hour
 from allocations.scopes import NoCloudAccess
-from allocations.selectors import allocation_get_for_user, allocation_list_for_user, allocation_list_usable_for_user
+from allocations.selectors import allocation_for_request, allocation_list_for_user, allocation_list_usable_for_user
 from portal.cloud.errors import CloudError
+from portal.htmx import is_partial, partial_template
 
 from . import selectors, services, tasks
 from .forms import ImageCreateForm, InstanceVolumeAttachForm, LaunchForm, ResizeForm
 from .services import actions as server_actions, launch as launch_steps
 
 
-def _partial(request, template: str, partial: str) -> str:
-    """The named partial for an htmx request that is not a boosted navigation."""
-    htmx = getattr(request, "htmx", None)
-    return f"{template}#{partial}" if htmx and not htmx.boosted else template
-
-
-def _selected_allocation(request, key: str = "project"):
-    pk = request.GET.get(key) or request.POST.get(key)
-    if pk:
-        try:
-            return allocation_get_for_user(user=request.user, pk=int(pk))
-        except ValueError:
-            raise Http404("No such project.")
-    return None
-
-
 @require_GET
 def instance_list(request):
-    allocation = _selected_allocation(request)
+    allocation = allocation_for_request(request)
     mine = request.GET.get("mine") == "1"
     search = request.GET.get("q", "").strip()[:100]
     sort = request.GET.get("sort", "name")
@@ -50,7 +35,7 @@ def instance_list(request):
     page = Paginator(found, settings.PORTAL_INSTANCE_PAGE_SIZE).get_page(request.GET.get("page"))
     kept = request.GET.copy()  # the project, filters and sort, kept by the page links
     kept.pop("page", None)
-    return render(request, _partial(request, "instances/list.html", "rows"), {
+    return render(request, partial_template(request, "instances/list.html", "rows"), {
         **_rows_context(request, list(page.object_list), allocation, list_url=request.get_full_path()),
         "page": page, "page_numbers": list(page.paginator.get_elided_page_range(page.number, on_ends=1)),
         "page_href": f"{reverse('instances:list')}?{kept.urlencode()}{'&' if kept else ''}page=",
@@ -63,7 +48,7 @@ def instance_list(request):
 def instance_rows(request):
     """The list's live status poll: only the rows of the page in view (`ids`, the instances' pks),
     read again from the mirror, so a poll costs the same on page 1 of 50 as of 5,000."""
-    allocation = _selected_allocation(request)
+    allocation = allocation_for_request(request)
     try:
         ids = [int(pk) for pk in request.GET.get("ids", "").split(",") if pk][:settings.PORTAL_INSTANCE_PAGE_SIZE]
     except ValueError:
@@ -83,7 +68,7 @@ def _rows_context(request, instances, allocation, *, list_url: str) -> dict:
         i.failed_action = failed.get(i.server_id)
         i.failed_action_label = server_actions.action_label(i.failed_action) if i.failed_action else ""
     in_flux = selectors.instances_in_flux(instances)
-    if in_flux and request.htmx:
+    if in_flux and is_partial(request):  # a poll: the rows are changing, so the mirror syncs soon
         tasks.sync_soon({i.allocation_id for i in instances if not i.is_settled})
     poll = {"project": allocation.pk} if allocation else {}
     poll["ids"] = ",".join(str(i.pk) for i in instances)
@@ -93,11 +78,7 @@ def _rows_context(request, instances, allocation, *, list_url: str) -> dict:
 
 def _launch_allocation(request):
     usable = list(allocation_list_usable_for_user(user=request.user))
-    pk = request.POST.get("project") or request.GET.get("project")
-    chosen = next((a for a in usable if str(a.pk) == str(pk)), None) if pk else (usable[0] if usable else None)
-    if pk and chosen is None:
-        raise Http404("No such project.")
-    return usable, chosen
+    return usable, allocation_for_request(request, among=usable, first=True)
 
 
 # The quota panel of the launch form, in this order.
@@ -164,7 +145,7 @@ def launch_detail(request, pk: int):
                  and any(not i.floating_ips for i in instances))
     recovered = bool(row.failed_step == launch_steps.STEP_FLOATING_IP and instances and not retrying
                      and all(i.floating_ips for i in instances))
-    return render(request, _partial(request, "instances/launch_detail.html", "progress"), {
+    return render(request, partial_template(request, "instances/launch_detail.html", "progress"), {
         "launch": row, "instances": instances, "steps": _step_badges(row, recovered), "retrying": retrying,
         "recovered": recovered,
         "can_retry": can_retry, "failed_step_words": launch_steps.STEP_WORDS.get(row.failed_step, row.failed_step)})
@@ -270,7 +251,7 @@ def _detail_context(request, instance, *, resize_form=None, resize_preview=None,
 def instance_detail(request, pk: int):
     instance = selectors.instance_get_for_user(user=request.user, pk=pk)
     context = _detail_context(request, instance)
-    if request.htmx and not request.htmx.boosted:
+    if is_partial(request):
         if not instance.is_settled or any(not a.is_final for a in context["history"][:1]):
             tasks.sync_soon([instance.allocation_id])
         return render(request, "instances/detail.html#live", context)
@@ -337,7 +318,7 @@ def instance_resize(request, pk: int):
                                               flavor_id=form.cleaned_data["flavor_id"])
         except (services.ActionNotAllowed, InsufficientBalance, CloudError) as exc:
             form.add_error("flavor_id", str(exc))
-    if request.htmx and not request.htmx.boosted:
+    if is_partial(request):
         return render(request, "instances/_resize_confirm.html",
                       {"instance": instance, "resize_form": form, "resize_preview": preview})
     return render(request, "instances/detail.html",
@@ -382,7 +363,7 @@ def instance_console(request, pk: int):
 @require_GET
 def instance_console_log(request, pk: int):
     instance = selectors.instance_get_for_user(user=request.user, pk=pk)
-    return render(request, _partial(request, "instances/console.html", "log"),
+    return render(request, partial_template(request, "instances/console.html", "log"),
                   {"instance": instance, **_console_log(request, instance)})
 
 

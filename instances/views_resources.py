@@ -9,21 +9,21 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from allocations.scopes import NoCloudAccess
-from allocations.selectors import allocation_list_for_user, allocation_list_usable_for_user
+from allocations.selectors import allocation_for_request, allocation_list_for_user, allocation_list_usable_for_user
 from portal.cloud.errors import CloudError
+from portal.htmx import partial_template
 
 from . import selectors, services
 from .forms import SecurityGroupForm, SSHKeyForm, VolumeAttachForm, VolumeCreateForm, VolumeExtendForm
 from .services import network_admin
 from .forms import SecurityGroupRuleForm, SSHKeyGenerateForm
 from .services import keys as key_services, volumes as volume_services
-from .views import _partial, _selected_allocation
 
 
 def _project_context(request):
+    """The member's projects (allocations with a cloud project) and the one chosen, the first by default."""
     allocations = list(allocation_list_for_user(user=request.user).exclude(openstack_project_id=""))
-    allocation = _selected_allocation(request) or (allocations[0] if allocations else None)
-    return allocations, allocation
+    return allocations, allocation_for_request(request, among=allocations, first=True)
 
 
 # Nova attaches a volume to a server that is running or stopped, not one building, shelved or broken.
@@ -32,7 +32,7 @@ ATTACHABLE = frozenset({"ACTIVE", "SHUTOFF"})
 
 def volume_list(request):
     """The mirror's volumes, plus creates still running and failed actions, each with its reason."""
-    allocation = _selected_allocation(request)
+    allocation = allocation_for_request(request)
     volumes = list(selectors.volume_list_for_user(user=request.user, allocation=allocation))
     instances = list(selectors.instance_list_for_user(user=request.user, allocation=allocation))
     by_server = {i.server_id: i for i in instances}
@@ -52,7 +52,7 @@ def volume_list(request):
     failed = [a for a in actions["loose"] if a.state == "failed"]
     for a in creating + failed:
         a.doing = volume_services.DOING.get(a.action, a.action)
-    return render(request, _partial(request, "instances/volumes.html", "rows"), {
+    return render(request, partial_template(request, "instances/volumes.html", "rows"), {
         "volumes": volumes, "allocation": allocation, "creating": creating, "failed": failed,
         "in_flux": bool(creating) or any(not v.is_settled or v.pending for v in volumes),
         "allocations": allocation_list_usable_for_user(user=request.user),
@@ -63,7 +63,8 @@ def volume_list(request):
 def volume_create(request):
     """A form page (GET) whose choices come from the cloud; POST records the create and queues it."""
     usable = list(allocation_list_usable_for_user(user=request.user))
-    allocation = _selected_allocation(request) or (usable[0] if usable else None)
+    # Any of the member's allocations: one that cannot take a volume now is told why below, not a 404.
+    allocation = allocation_for_request(request) or (usable[0] if usable else None)
     if allocation is None:
         messages.error(request, "You are not in an active allocation, so there is nowhere to make a volume.")
         return redirect("instances:volumes")
