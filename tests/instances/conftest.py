@@ -43,6 +43,8 @@ class FakeCloud:
         self.build_status = "ACTIVE"  # what a new server becomes on the next look
         self.fault = ""
         self.events: list = []
+        self.resize_fails = False  # a test that needs Nova to refuse a resize sets it
+        self.resized_from: dict[str, Flavor] = {}  # server -> its flavor before a resize, until confirmed
 
     def tick(self):
         self.clock += timedelta(seconds=1)
@@ -102,10 +104,16 @@ class FakeCloud:
             self.set(server_id, status="DELETED")
 
     def server_resize(self, *, scope, server_id, flavor_id):
-        # like the one-host devcloud without allow_resize_to_same_host: Nova logs an error, stays ACTIVE
+        """Like Nova: the server runs with the new flavor and waits for a confirm or a revert."""
         self.calls["server_resize"] += 1
-        self.events.append(compute.ServerEvent("resize", "req-1", "Error", self.tick()))
-        self.set(server_id, status="ACTIVE")
+        if self.resize_fails:
+            # like the one-host devcloud without allow_resize_to_same_host: Nova logs an error, stays ACTIVE
+            self.events.append(compute.ServerEvent("resize", "req-1", "Error", self.tick()))
+            self.set(server_id, status="ACTIVE")
+            return
+        self.resized_from[server_id] = self.servers[server_id].flavor
+        self.events.append(compute.ServerEvent("resize", "req-1", "", self.tick()))
+        self.set(server_id, status="VERIFY_RESIZE", flavor=next(f for f in FLAVORS if f.id == flavor_id))
 
     def server_event_list(self, *, scope, server_id):
         return list(reversed(self.events))
@@ -116,6 +124,9 @@ class FakeCloud:
                  "shelve": "SHELVED_OFFLOADED", "unshelve": "ACTIVE", "reboot_soft": "ACTIVE"}
         if action in ("lock", "unlock"):
             self.set(server_id, is_locked=action == "lock")
+        elif action in ("resize_confirm", "resize_revert"):
+            before = self.resized_from.pop(server_id, self.servers[server_id].flavor)
+            self.set(server_id, status="ACTIVE", **({"flavor": before} if action == "resize_revert" else {}))
         else:
             self.set(server_id, status=after.get(action, "ACTIVE"))
 

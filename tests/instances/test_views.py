@@ -117,6 +117,23 @@ def test_action_run_changes_state_and_refreshes_the_mirror(cloud, allocation, us
     assert Instance.objects.get(server_id=s.id).status == "SHUTOFF"
 
 
+def test_a_resize_waits_for_confirmation_with_the_new_flavor_and_a_revert_restores_the_old(cloud, allocation, user):
+    from instances.models import Instance
+    from instances.services import action_run, instance_act
+    s = cloud.add("box")
+    project_sync(allocation=allocation)
+    row = instance_act(user=user, instance=Instance.objects.get(server_id=s.id), action="resize",
+                       params={"flavor_id": "f-m3-quad"})
+    assert action_run(action_id=row.pk).state == "succeeded"
+    instance = Instance.objects.get(server_id=s.id)
+    assert (instance.status, instance.flavor_name) == ("VERIFY_RESIZE", "m3.quad")
+
+    row = action_run(action_id=instance_act(user=user, instance=instance, action="resize_revert").pk)
+    assert row.state == "succeeded"
+    instance = Instance.objects.get(server_id=s.id)
+    assert (instance.status, instance.flavor_name) == ("ACTIVE", "m3.small")
+
+
 def test_a_resize_nova_could_not_place_fails_with_words_and_keeps_the_flavor(cloud, allocation, user, monkeypatch):
     from django.utils import timezone
 
@@ -124,6 +141,7 @@ def test_a_resize_nova_could_not_place_fails_with_words_and_keeps_the_flavor(clo
     from instances.services import action_run, instance_act
     s = cloud.add("box")
     cloud.clock = timezone.now()
+    cloud.resize_fails = True  # Nova finds no host for the new flavor
     project_sync(allocation=allocation)
     row = instance_act(user=user, instance=Instance.objects.get(server_id=s.id), action="resize",
                        params={"flavor_id": "f-m3-quad"})
