@@ -7,16 +7,23 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import DecimalField, Q, Sum, Value
+from django.db.models import DecimalField, Sum, Value
 from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from . import admin_forms, services
-from .models import (Allocation, AllocationStatus, ApplicationCredential, Cloud, FlavorFamilyRate, KindFlavorAccess,
-                     KeystoneIdentity, LedgerEntry, Membership)
-
+from .models import (
+    Allocation,
+    ApplicationCredential,
+    Cloud,
+    FlavorFamilyRate,
+    KeystoneIdentity,
+    KindFlavorAccess,
+    LedgerEntry,
+    Membership,
+)
 
 REVIEW_PERMISSION = "allocations.review_allocation"
 
@@ -189,7 +196,8 @@ class AllocationAdmin(admin.ModelAdmin):
         if not rows:
             return "No entries yet."
         url = reverse("admin:allocations_ledgerentry_changelist") + f"?allocation__id__exact={obj.pk}"
-        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td style='text-align:right'>{}</td></tr>", (
+        row = "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td style='text-align:right'>{}</td></tr>"
+        body = format_html_join("", row, (
             (r.created_at.strftime("%Y-%m-%d %H:%M"), r.get_kind_display(), r.resource_name or r.note, r.state,
              f"{r.sus:+,.2f}") for r in rows))
         return format_html("<table><tr><th>When</th><th>Kind</th><th>What</th><th>State</th><th>SUs</th></tr>{}</table>"

@@ -62,7 +62,7 @@ class AllocationAdminForm(forms.ModelForm):
 
     class Meta:
         model = Allocation
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 - the admin's fieldsets choose the fields; this form only cleans the title
 
     def clean_title(self):
         title = single_line(self.cleaned_data["title"])

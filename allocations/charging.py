@@ -42,7 +42,8 @@ def flavor_family(flavor_name: str) -> str:
 
 
 def family_multiplier(flavor_name: str) -> Decimal:
-    rate = FlavorFamilyRate.objects.filter(family=flavor_family(flavor_name)).values_list("multiplier", flat=True).first()
+    rate = (FlavorFamilyRate.objects.filter(family=flavor_family(flavor_name))
+            .values_list("multiplier", flat=True).first())
     return rate if rate is not None else Decimal("1")
 
 

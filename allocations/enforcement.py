@@ -13,8 +13,8 @@ from portal.cloud import usage
 from portal.cloud.errors import CloudError
 
 from . import notifications, provisioning
-from .scopes import service_scope
 from .models import Allocation, AllocationStatus, LedgerKind
+from .scopes import service_scope
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,10 @@ def allocation_check_balance(*, allocation: Allocation, now: datetime) -> str | 
     return None
 
 
+# For this long after a purge, each sweep deletes what the first could not (in-use volumes).
+PURGE_SWEEP = timedelta(days=1)
+
+
 def allocation_apply_grace(*, allocation: Allocation, now: datetime) -> str | None:
     """After the grace period shelve the servers; after the removal period delete everything."""
     disabled_for = now - allocation.disabled_at
@@ -59,6 +63,11 @@ def allocation_apply_grace(*, allocation: Allocation, now: datetime) -> str | No
         usage.project_resources_delete(scope=scope)
         Allocation.objects.filter(pk=allocation.pk).update(purged_at=now)
         return "purged"
+    if allocation.purged_at is not None and now - allocation.purged_at < PURGE_SWEEP:
+        # Nothing waits for the deletes: later sweeps remove what could not go at once (volumes
+        # still attached to the servers being deleted).
+        left = usage.project_resources_delete(scope=scope)
+        return "purged what was left" if any(left.values()) else None
     if disabled_for >= timedelta(days=settings.PORTAL_GRACE_DAYS) and allocation.shelved_at is None:
         notifications.notify_shelving(allocation, settings.PORTAL_REMOVAL_DAYS)
         usage.server_shelve_all(scope=scope)
@@ -78,7 +87,7 @@ def allocations_enforce(*, now: datetime) -> dict:
         except CloudError as exc:
             log.warning("enforcing allocation %s failed: %s", allocation.pk, exc)
     pending = provisioned.filter(disabled_at__isnull=False).filter(
-        Q(shelved_at__isnull=True) | Q(purged_at__isnull=True)).exclude(
+        Q(shelved_at__isnull=True) | Q(purged_at__isnull=True) | Q(purged_at__gte=now - PURGE_SWEEP)).exclude(
         status__in=[AllocationStatus.ACTIVE]).select_related("pi")
     for allocation in pending:
         try:

@@ -21,7 +21,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from . import notifications
-from .models import (INVITATION_DAYS, Allocation, AllocationStatus, Invitation, Membership, MembershipRole)
+from .models import INVITATION_DAYS, Allocation, AllocationStatus, Invitation, Membership, MembershipRole
 from .services import membership_add
 
 logger = logging.getLogger(__name__)

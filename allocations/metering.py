@@ -39,8 +39,15 @@ from portal.cloud import usage
 from portal.cloud.errors import CloudError, NotFound
 
 from . import charging
-from .models import (METERED_STATUSES, Allocation, KeystoneIdentity, LedgerEntry, LedgerKind, MeterCursor,
-                     ServerStateChange)
+from .models import (
+    METERED_STATUSES,
+    Allocation,
+    KeystoneIdentity,
+    LedgerEntry,
+    LedgerKind,
+    MeterCursor,
+    ServerStateChange,
+)
 from .scopes import service_scope
 
 log = logging.getLogger(__name__)

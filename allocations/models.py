@@ -189,6 +189,9 @@ class MeterCursor(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["allocation", "resource_id"], name="one_cursor_per_server")]
 
+    def __str__(self) -> str:
+        return f"{self.resource_id} metered until {self.metered_until:%Y-%m-%d %H:%M}"
+
 
 class KeystoneIdentity(models.Model):
     """The Keystone user the portal made for a portal user, so the CLI sees the same cloud."""

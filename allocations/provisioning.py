@@ -15,8 +15,7 @@ from fnmatch import fnmatchcase
 from django.conf import settings
 from django.db import transaction
 
-from portal import crypto
-from portal import services as portal_services
+from portal import crypto, services as portal_services
 from portal.cloud import admin, identity
 from portal.models import Operation
 

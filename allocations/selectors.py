@@ -5,8 +5,20 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import (Count, DateTimeField, DecimalField, ExpressionWrapper, F, Func, Max, Min, Q, QuerySet,
-                              Sum, Value)
+from django.db.models import (
+    Count,
+    DateTimeField,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    Func,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Greatest, NullIf, TruncDate
 from django.http import Http404
 from django.utils import timezone
@@ -34,7 +46,7 @@ def allocation_get_for_user(*, user, pk: int) -> Allocation:
     try:
         return allocation_list_for_user(user=user).get(pk=pk)
     except Allocation.DoesNotExist:
-        raise Http404("No such allocation.")
+        raise Http404("No such allocation.") from None
 
 
 # PostgreSQL bigint: a larger number names no row (and must not reach the database).
@@ -136,7 +148,8 @@ def _summary_totals(since: datetime) -> dict:
     usage = Q(kind=LedgerKind.USAGE)
     # A charge that straddles the window's start counts for the part inside it.
     overlap = ExpressionWrapper(
-        F("sus") * _EpochSeconds(F("period_end") - Greatest(F("period_start"), Value(since, output_field=DateTimeField())))
+        F("sus")
+        * _EpochSeconds(F("period_end") - Greatest(F("period_start"), Value(since, output_field=DateTimeField())))
         / NullIf(_EpochSeconds(F("period_end") - F("period_start")), Value(0)),
         output_field=DecimalField())
     return dict(

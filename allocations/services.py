@@ -20,7 +20,7 @@ from portal import services as portal_services
 from portal.cloud.errors import CloudError
 
 from . import notifications
-from .models import (Allocation, AllocationStatus, LedgerEntry, LedgerKind, Membership, MembershipRole)
+from .models import Allocation, AllocationStatus, LedgerEntry, LedgerKind, Membership, MembershipRole
 
 REVIEWABLE = (AllocationStatus.REQUESTED, AllocationStatus.UNDER_REVIEW)
 RUNNING = (AllocationStatus.ACTIVE, AllocationStatus.EXHAUSTED, AllocationStatus.EXPIRED)

@@ -14,9 +14,9 @@ from portal.cloud.errors import CloudError
 from portal.htmx import is_partial
 
 from . import charts, credentials, invitations, selectors, services
-from .scopes import NoCloudAccess, member_scope
 from .forms import AllocationRequestForm, CredentialForm, MemberAddForm
 from .models import ApplicationCredential
+from .scopes import NoCloudAccess, member_scope
 
 
 def allocation_list(request):

@@ -18,6 +18,7 @@ from allocations.selectors import MAX_PK, allocation_list_for_user, allocation_p
 from .models import IdempotentRequest
 from .permissions import request_token
 from .problems import problem_response
+
 # Imported by DRF's settings (DEFAULT_THROTTLE_CLASSES) before rest_framework.views exists: this
 # module must not import views, generics or drf_spectacular.openapi at the top.
 MAX_ID = MAX_PK  # PostgreSQL bigint: a larger id cannot name a row

@@ -55,3 +55,6 @@ class IdempotentRequest(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="one_answer_per_idempotency_key")]
         indexes = [models.Index(fields=["created_at"], name="idempotent_request_age")]  # pruned after 24 h
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status_code or 'answering'})"

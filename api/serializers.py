@@ -9,8 +9,8 @@ from allocations.models import Allocation, LedgerEntry
 from instances.models import CloudAction, Instance, LaunchRequest, SSHKey, Volume, gpu_share_label
 from instances.services import ACTIONS
 
-from .models import ApiToken
 from .common import MAX_ID
+from .models import ApiToken
 
 ID = {"min_value": 1, "max_value": MAX_ID}
 

@@ -29,7 +29,7 @@ def validate_boot_script(text: str) -> None:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" (line {mark.line + 1})" if mark else ""
-            raise forms.ValidationError(f"The cloud-config is not valid YAML{where}.")
+            raise forms.ValidationError(f"The cloud-config is not valid YAML{where}.") from exc
         if data is not None and not isinstance(data, dict):
             raise forms.ValidationError("A cloud-config must be a YAML mapping (keys and values).")
         return
@@ -43,9 +43,7 @@ class BootstrapForm(forms.Form):
         super().__init__(*args, **kwargs)
         for field in self.fields.values():
             widget = field.widget
-            if isinstance(widget, forms.CheckboxSelectMultiple):
-                widget.attrs.setdefault("class", "form-check-input")
-            elif isinstance(widget, forms.CheckboxInput):
+            if isinstance(widget, (forms.CheckboxSelectMultiple, forms.CheckboxInput)):
                 widget.attrs.setdefault("class", "form-check-input")
             elif isinstance(widget, forms.Select):
                 widget.attrs.setdefault("class", "form-select")
@@ -81,7 +79,8 @@ class SelectWithDisabled(forms.Select):
 def flavor_label(f) -> str:
     label = f"{f.name} — {f.vcpus} vCPU, {f.ram_mb // 1024} GB RAM, {f.disk_gb} GB disk"
     if f.is_gpu:
-        label += f", {gpu_share_label(f.gpu_fraction)}" + (f" ({f.gpu_memory_gb} GB GPU memory)" if f.gpu_memory_gb else "")
+        label += f", {gpu_share_label(f.gpu_fraction)}"
+        label += f" ({f.gpu_memory_gb} GB GPU memory)" if f.gpu_memory_gb else ""
     return label
 
 
@@ -166,7 +165,8 @@ class LaunchForm(MarksInvalidFields, BootstrapForm):
         flavor = self.chosen_flavor
         size = data.get("root_disk_gb")
         if flavor and size and size < flavor.disk_gb:
-            self.add_error("root_disk_gb", f"The flavor already has a {flavor.disk_gb} GB disk; pick more or leave empty.")
+            self.add_error("root_disk_gb",
+                           f"The flavor already has a {flavor.disk_gb} GB disk; pick more or leave empty.")
         image = self.chosen_image
         if flavor and image and not data.get("boot_volume") and image.min_disk_gb > max(flavor.disk_gb, size or 0):
             self.add_error("root_disk_gb", f"{image.name} needs a disk of at least {image.min_disk_gb} GB; "
@@ -285,7 +285,8 @@ class SecurityGroupForm(BootstrapForm):
 
 
 # preset -> (protocol, first port, last port)
-RULE_PRESETS = {"ssh": ("tcp", 22, 22), "http": ("tcp", 80, 80), "https": ("tcp", 443, 443), "ping": ("icmp", None, None)}
+RULE_PRESETS = {"ssh": ("tcp", 22, 22), "http": ("tcp", 80, 80), "https": ("tcp", 443, 443),
+                "ping": ("icmp", None, None)}
 
 
 class SecurityGroupRuleForm(BootstrapForm):
@@ -310,7 +311,7 @@ class SecurityGroupRuleForm(BootstrapForm):
             network = ipaddress.ip_network(text, strict=False)
         except ValueError:
             raise forms.ValidationError(f"“{text}” is not a network: write it like 10.0.0.0/8, 203.0.113.5/32 "
-                                        "or 0.0.0.0/0 for anywhere.")
+                                        "or 0.0.0.0/0 for anywhere.") from None
         raise forms.ValidationError(f"{text} is not the start of its network: did you mean {network}, or "
                                     f"{text.split('/')[0]}/{network.max_prefixlen} for that one address?")
 

@@ -235,7 +235,8 @@ class CloudAction(StatusRow):
                    models.Index(fields=["state", "updated_at"])]
         constraints = [
             # One action at a time per target: a double click is refused by the database.
-            models.UniqueConstraint(fields=["target_type", "target_id"], condition=Q(state__in=["queued", "running"]) & ~Q(target_id=""),
+            models.UniqueConstraint(fields=["target_type", "target_id"],
+                                    condition=Q(state__in=["queued", "running"]) & ~Q(target_id=""),
                                     name="one_open_action_per_target"),
         ]
 

@@ -52,7 +52,7 @@ def instance_rows(request):
     try:
         ids = [int(pk) for pk in request.GET.get("ids", "").split(",") if pk][:settings.PORTAL_INSTANCE_PAGE_SIZE]
     except ValueError:
-        raise Http404("No such instances.")
+        raise Http404("No such instances.") from None
     instances = selectors.instance_rows_for_user(user=request.user, ids=ids, allocation=allocation)
     current = request.htmx.current_url_abs_path if request.htmx else None  # the list page, for Dismiss's `next`
     list_url = current if current and urlsplit(current).path == reverse("instances:list") else reverse("instances:list")

@@ -14,10 +14,16 @@ from portal.cloud.errors import CloudError
 from portal.htmx import partial_template
 
 from . import selectors, services
-from .forms import SecurityGroupForm, SSHKeyForm, VolumeAttachForm, VolumeCreateForm, VolumeExtendForm
-from .services import network_admin
-from .forms import SecurityGroupRuleForm, SSHKeyGenerateForm
-from .services import keys as key_services, volumes as volume_services
+from .forms import (
+    SecurityGroupForm,
+    SecurityGroupRuleForm,
+    SSHKeyForm,
+    SSHKeyGenerateForm,
+    VolumeAttachForm,
+    VolumeCreateForm,
+    VolumeExtendForm,
+)
+from .services import keys as key_services, network_admin, volumes as volume_services
 
 
 def _project_context(request):

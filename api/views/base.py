@@ -7,9 +7,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..common import TokenRateThrottle
+from ..common import MAX_ID, TokenRateThrottle
 from ..permissions import TokenScopePermission
-from ..common import MAX_ID
 from ..schema import ApiAutoSchema
 
 

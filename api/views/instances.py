@@ -10,11 +10,28 @@ from rest_framework.response import Response
 from instances import selectors, services
 from instances.forms import LaunchForm
 
-from ..common import (AllocationQuery, Cursor, allocation_for, body, idempotent, limit_to_token, query, reachable,
-                      with_etag)
+from ..common import (
+    AllocationQuery,
+    Cursor,
+    allocation_for,
+    body,
+    idempotent,
+    limit_to_token,
+    query,
+    reachable,
+    with_etag,
+)
 from ..schema import IF_NONE_MATCH, problems
-from ..serializers import (ActionInputSerializer, ActionSerializer, FlavorSerializer, ImageSerializer,
-                           InstanceQuerySerializer, InstanceSerializer, LaunchInputSerializer, LaunchSerializer)
+from ..serializers import (
+    ActionInputSerializer,
+    ActionSerializer,
+    FlavorSerializer,
+    ImageSerializer,
+    InstanceQuerySerializer,
+    InstanceSerializer,
+    LaunchInputSerializer,
+    LaunchSerializer,
+)
 from .base import ApiView, accepted, form_or_400
 
 

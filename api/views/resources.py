@@ -12,12 +12,30 @@ from instances.forms import SecurityGroupForm, SSHKeyForm, VolumeAttachForm, Vol
 from instances.models import Volume
 from instances.services import network_admin
 
-from ..common import (AllocationQuery, Cursor, OptionalAllocationQuery, allocation_for, body, idempotent,
-                      limit_to_token, query, reachable, with_etag)
+from ..common import (
+    AllocationQuery,
+    Cursor,
+    OptionalAllocationQuery,
+    allocation_for,
+    body,
+    idempotent,
+    limit_to_token,
+    query,
+    reachable,
+    with_etag,
+)
 from ..schema import IF_NONE_MATCH, problems
-from ..serializers import (ActionSerializer, AllocationRefSerializer, FloatingIPSerializer,
-                           SecurityGroupInputSerializer, SecurityGroupSerializer, SSHKeySerializer,
-                           VolumeActionInputSerializer, VolumeInputSerializer, VolumeSerializer)
+from ..serializers import (
+    ActionSerializer,
+    AllocationRefSerializer,
+    FloatingIPSerializer,
+    SecurityGroupInputSerializer,
+    SecurityGroupSerializer,
+    SSHKeySerializer,
+    VolumeActionInputSerializer,
+    VolumeInputSerializer,
+    VolumeSerializer,
+)
 from .base import ApiView, accepted, form_or_400
 
 

@@ -28,7 +28,7 @@ def public_key_fingerprint(public_key: str) -> str:
     try:
         blob = base64.b64decode(parts[1], validate=True)
     except ValueError:
-        raise ValidationError("The key's base64 part is damaged.")
+        raise ValidationError("The key's base64 part is damaged.") from None
     if not blob.startswith(len(parts[0]).to_bytes(4, "big") + parts[0].encode()):
         raise ValidationError("The key's type and its content do not match.")
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")

@@ -39,7 +39,7 @@ def security_group_delete(*, user, allocation, group_id: str) -> None:
     except Conflict as exc:
         if "in use" in exc.detail:
             raise Conflict(f"The group “{group.name}” is still used by an instance: take it off the instance "
-                           "(or delete the instance) first.", detail=exc.detail)
+                           "(or delete the instance) first.", detail=exc.detail) from exc
         raise
 
 
@@ -60,7 +60,7 @@ def security_group_rule_add(*, user, allocation, group_id: str, protocol: str, p
                                                   port_max=port_max, remote_ip_prefix=cidr)
     except Conflict as exc:
         if "already exists" in exc.detail:
-            raise Conflict(f"The group “{group.name}” already has this rule.", detail=exc.detail)
+            raise Conflict(f"The group “{group.name}” already has this rule.", detail=exc.detail) from exc
         raise
 
 

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from django.utils.dateparse import parse_datetime
 
 from .connection import Scope, connection_for, service_home_scope
-from .errors import CloudError, NoValidHost, NotFound, cloud_errors
+from .errors import CloudError, NotFound, NoValidHost, cloud_errors
 
 # Metadata keys the portal writes on every server it creates (to find it again on a retry; who
 # made a server is Nova's user_id, never metadata, which anyone can write).
@@ -114,8 +114,7 @@ def _when(value) -> datetime | None:
         return None
     parsed = parse_datetime(str(value).replace("Z", "+00:00"))
     if parsed is not None and parsed.tzinfo is None:
-        from datetime import timezone
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import contextlib
 import re
 
-from openstack import exceptions as sdk_exc
 from keystoneauth1 import exceptions as ksa_exc
+from openstack import exceptions as sdk_exc
 
 from portal.observability import cloud_call
 
@@ -73,7 +73,7 @@ def translate(exc: Exception) -> CloudError:
         return CloudUnavailable(detail=detail, request_id=request_id)
     if "no valid host" in detail.lower():
         return NoValidHost(detail=detail, request_id=request_id)
-    if isinstance(exc, sdk_exc.NotFoundException) or isinstance(exc, ksa_exc.NotFound):
+    if isinstance(exc, (sdk_exc.NotFoundException, ksa_exc.NotFound)):
         return NotFound(detail=detail, request_id=request_id)
     if isinstance(exc, sdk_exc.ConflictException):
         if _QUOTA.search(detail):
@@ -131,8 +131,9 @@ def _quota_message(detail: str) -> str:
         parts = [p.strip() for p in m["names"].split(",")]
         reqs, useds, quotas = ([v.strip() for v in m[k].split(",")] for k in ("req", "used", "quota"))
         if len(reqs) == len(useds) == len(quotas) == len(parts):
+            over = zip(parts, reqs, useds, quotas, strict=True)
             return "The project's quota would be exceeded: " + "; ".join(
-                _nova_over(name, req, used, quota) for name, req, used, quota in zip(parts, reqs, useds, quotas)) + "."
+                _nova_over(name, req, used, quota) for name, req, used, quota in over) + "."
     if m := _NEUTRON.search(detail):
         names = [n.strip(" '\"") for n in m["names"].split(",") if n.strip(" '\"")]
         return ("The project has used all of its quota of "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from openstack import exceptions as sdk_exc
 
@@ -80,7 +80,7 @@ def service_project_id() -> str:
 
 def _keystone_time(value: datetime) -> str:
     """Keystone wants naive UTC with microseconds, e.g. 2027-01-31T12:00:00.000000."""
-    return value.astimezone(timezone.utc).replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def app_credential_create(*, scope: Scope, name: str, roles: list[str],

@@ -7,7 +7,7 @@ the portal by the CLI or Horizon.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from openstack import exceptions as sdk_exc
 
@@ -30,7 +30,7 @@ class ServerUsage:
 
 def _parse_time(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def server_usage_list(*, scope: Scope) -> list[ServerUsage]:
@@ -98,12 +98,14 @@ def server_shelve_all(*, scope: Scope) -> list[str]:
 
 
 def project_resources_delete(*, scope: Scope) -> dict[str, int]:
-    """Delete the project's servers, floating IPs and (once detached) volumes."""
-    counts = {"servers": 0, "floating_ips": 0, "volumes": 0}
+    """Ask the cloud to delete the project's servers, floating IPs and volumes, without waiting:
+    a volume still attached to a server being deleted is left for the next call (`volumes_waiting`)."""
+    counts = {"servers": 0, "floating_ips": 0, "volumes": 0, "volumes_waiting": 0}
     with cloud_errors():
         conn = connection_for(scope)
-        servers = list(conn.compute.servers())
-        for s in servers:
+        for s in conn.compute.servers():
+            if (s.status or "").upper() == "DELETED" or s.task_state == "deleting":
+                continue
             try:
                 if s.is_locked:
                     conn.compute.unlock_server(s)
@@ -111,12 +113,13 @@ def project_resources_delete(*, scope: Scope) -> dict[str, int]:
                 counts["servers"] += 1
             except sdk_exc.NotFoundException:
                 pass
-        for s in servers:
-            conn.compute.wait_for_delete(s, wait=120)
         for ip in conn.network.ips(project_id=scope.project_id):
             conn.network.delete_ip(ip, ignore_missing=True)
             counts["floating_ips"] += 1
         for v in conn.block_storage.volumes():
+            if v.status in ("in-use", "attaching", "detaching", "deleting"):
+                counts["volumes_waiting"] += v.status != "deleting"
+                continue
             conn.block_storage.delete_volume(v, ignore_missing=True)
             counts["volumes"] += 1
     return counts

@@ -15,8 +15,8 @@ from django.urls import reverse
 from allocations import credentials
 from allocations.models import ApplicationCredential, KeystoneIdentity
 from portal import crypto
-from tests.factories import UserFactory
 from portal.cloud.image import Image
+from tests.factories import UserFactory
 from tests.instances.conftest import FLAVORS, NETWORKS
 
 # A project image first by name, a non-Ubuntu Featured one, and the Featured Ubuntu the starter picks.

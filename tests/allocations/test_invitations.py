@@ -199,7 +199,8 @@ def test_signed_in_as_someone_else_the_link_explains_and_does_not_bind(client, u
     other = UserFactory(email="other@university.example")
     client.force_login(other)
     body = client.get(path).content.decode()
-    assert "This invitation is for invited@university.example, and you are signed in as other@university.example" in body
+    assert ("This invitation is for invited@university.example, and you are signed in as other@university.example"
+            in body)
     response = client.post(path)
     assert "This invitation is for invited@university.example" in response.content.decode()
     assert not allocation.memberships.filter(user=other).exists()

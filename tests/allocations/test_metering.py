@@ -1,7 +1,7 @@
 """The meter over a frozen clock, with the cloud faked at our gateway (portal.cloud.usage): the
 listing (server_usage_list) and Nova's action log (server_action_list). The mirror's record of
 states (ServerStateChange) is real rows."""
-from datetime import datetime, timedelta, timezone as tz
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,7 +11,7 @@ from allocations.models import LedgerEntry, MeterCursor, ServerStateChange
 from portal.cloud.usage import ServerAction, ServerUsage
 
 pytestmark = pytest.mark.django_db
-T0 = datetime(2026, 11, 2, 8, 0, tzinfo=tz.utc)
+T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 FLAVORS = {"m3.quad": 4, "g3.large": 16, "m3.small": 2, "r3.large": 64}
 
 

@@ -31,7 +31,8 @@ def test_request_with_end_before_start_is_refused(user):
         request(user, end_date=timezone.localdate() - timedelta(days=1))
 
 
-def test_approve_awards_sus_names_a_project_and_queues_provisioning(user, staff_user, django_capture_on_commit_callbacks):
+def test_approve_awards_sus_names_a_project_and_queues_provisioning(user, staff_user,
+                                                                    django_capture_on_commit_callbacks):
     allocation = request(user)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         op = services.allocation_approve(allocation=allocation, reviewer=staff_user, awarded_sus=Decimal(40000),

@@ -47,13 +47,15 @@ def test_detail_says_what_the_servers_cost_now_and_when_the_meter_last_ran(user_
     assert re.search(r"last metered <time [^>]+>40\sminutes ago</time>", body)
     # the hour the meter has not charged yet still counts: the burn rate is not 0
     assert "Burn rate (last 24 hours)" in body and "0.0 SUs/day" not in body
-    assert f"Lasts past the end date ({allocation.end_date:%b} {allocation.end_date.day}, {allocation.end_date.year})" in body
+    end = allocation.end_date
+    assert f"Lasts past the end date ({end:%b} {end.day}, {end.year})" in body
 
 
 def test_a_tiny_burn_says_it_lasts_past_the_end_never_a_date_centuries_away(user_client, allocation):
     now = timezone.now()
     LedgerEntry.objects.create(allocation=allocation, kind="usage", sus=Decimal("-0.01"), resource_id="a",
-                               resource_name="vm", period_start=now - timedelta(hours=2), period_end=now - timedelta(hours=1))
+                               resource_name="vm", period_start=now - timedelta(hours=2),
+                               period_end=now - timedelta(hours=1))
     body = user_client.get(reverse("allocations:list")).content.decode()
     assert "Lasts past the end date" in body and "at this rate" not in body
 
@@ -127,7 +129,8 @@ def test_request_form_creates_a_request_for_review(user_client, user):
 def test_a_pi_adds_a_member_by_email_and_an_unknown_email_is_explained(user_client, allocation):
     # (issue 14, part D: addresses without a verified account are invited; tests/allocations/test_invitations.py)
     colleague = UserFactory(email="colleague@university.example")
-    user_client.post(reverse("allocations:member_add", args=[allocation.pk]), {"email": colleague.email, "role": "member"})
+    user_client.post(reverse("allocations:member_add", args=[allocation.pk]),
+                     {"email": colleague.email, "role": "member"})
     assert allocation.memberships.filter(user=colleague).exists()
     response = user_client.post(reverse("allocations:member_add", args=[allocation.pk]),
                                 {"email": "nobody@", "role": "manager"})

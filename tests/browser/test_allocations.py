@@ -1,6 +1,7 @@
 import re
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -8,9 +9,9 @@ from django.utils import timezone
 
 from allocations.models import Allocation, KeystoneIdentity, LedgerEntry
 from portal import crypto
+from tests.browser.conftest import sign_in  # noqa: E402
 from tests.factories import UserFactory
 from tests.fixtures.allocations import make_allocation
-from tests.browser.conftest import sign_in  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -46,7 +47,8 @@ def test_allocation_page_shows_balance_chart_members_and_ledger(page, screenshot
     for day in range(12):
         LedgerEntry.objects.create(allocation=allocation, kind="usage", sus=Decimal(-96), resource_id="vm1",
                                    resource_name="folding-1", flavor="m3.quad", state="ACTIVE", su_rate=4,
-                                   period_start=now - timedelta(days=day, hours=24), period_end=now - timedelta(days=day),
+                                   period_start=now - timedelta(days=day, hours=24),
+                                   period_end=now - timedelta(days=day),
                                    user=pi)
     sign_in(page, pi)
     page.goto(f"/allocations/{allocation.pk}/")
@@ -83,7 +85,7 @@ def test_a_new_credential_is_shown_once_and_each_file_downloads_once(page, monke
     url = link.get_attribute("href")
     with page.expect_download() as download:
         link.click()
-    assert "the-one-time-secret" in open(download.value.path()).read()
+    assert "the-one-time-secret" in Path(download.value.path()).read_text()
     assert page.request.get(url).status == 404  # used
 
     page.goto("/credentials/")

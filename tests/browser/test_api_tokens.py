@@ -6,9 +6,9 @@ import pytest
 import requests
 
 from api.models import ApiToken
+from tests.browser.conftest import sign_in  # noqa: E402
 from tests.factories import UserFactory
 from tests.fixtures.allocations import make_allocation
-from tests.browser.conftest import sign_in  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -7,10 +7,10 @@ from django.urls import reverse
 
 from instances.models import CloudAction, Instance
 from instances.services import project_sync
+from tests.browser.conftest import sign_in  # noqa: E402
 from tests.cloud_sdk import connection_get
 from tests.fixtures.celery_worker import wait_for
 from tests.instances.integration_support import devcloud_ready, instances_allocation, launch_via_form, wait_final  # noqa: F401
-from tests.browser.conftest import sign_in  # noqa: E402
 
 
 @pytest.fixture(scope="session")

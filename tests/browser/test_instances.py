@@ -49,7 +49,8 @@ def test_launch_then_stop_start_and_delete_an_instance_in_the_browser(
         page.get_by_role("button", name="Delete").wait_for()  # actions are offered again once settled
     screenshot("started-again")
     server_id = page.locator("dd.font-monospace, dd.small.font-monospace").inner_text().strip()
-    assert connection_get(project_id=instances_allocation.openstack_project_id).compute.get_server(server_id).status == "ACTIVE"
+    nova = connection_get(project_id=instances_allocation.openstack_project_id).compute
+    assert nova.get_server(server_id).status == "ACTIVE"
 
     # delete (confirmed in the dialog)
     page.get_by_role("button", name="Delete").click()

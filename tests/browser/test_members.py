@@ -7,11 +7,10 @@ import pytest
 from django.core import mail
 
 from allocations.models import Membership
-from tests.browser.conftest import SCREENSHOTS
-from tests.browser.conftest import sign_in
-from tests.instances.integration_support import devcloud_ready, instances_allocation  # noqa: F401
+from tests.browser.conftest import SCREENSHOTS, sign_in
 from tests.factories import UserFactory
 from tests.fixtures.allocations import make_allocation
+from tests.instances.integration_support import devcloud_ready, instances_allocation  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -84,7 +83,8 @@ def test_bad_addresses_are_named_at_the_field_and_what_was_typed_stays(members_p
 
     error = page.get_by_test_id("member-email-error")
     error.wait_for()
-    assert error.inner_text().splitlines() == ["“bob@” is not an email address.", "“carla@lab” is not an email address."]
+    assert error.inner_text().splitlines() == ["“bob@” is not an email address.",
+                                               "“carla@lab” is not an email address."]
     assert page.get_by_label("Add members by email").input_value() == "ana@university.example, bob@, carla@lab"
     assert page.get_by_label("Role").input_value() == "manager"
     screenshot("bad-addresses")
@@ -108,7 +108,8 @@ def test_an_unverified_address_is_invited_not_added(members_page, screenshot):
     members_page.accept = True
     invitation.get_by_role("button", name=re.compile("Withdraw")).click()
     page.get_by_text("The invitation to newcomer@example.org was withdrawn").wait_for()
-    assert members_page.dialogs[-1] == ("confirm", "Withdraw the invitation to newcomer@example.org? Its link stops working.")
+    assert members_page.dialogs[-1] == ("confirm",
+                                        "Withdraw the invitation to newcomer@example.org? Its link stops working.")
     assert allocation.invitations.get().revoked_at is not None
 
 
@@ -152,7 +153,8 @@ def test_an_invitation_to_a_new_address_binds_on_sign_up_and_grants_the_project(
         guest.get_by_text(re.compile("verify your email", re.I)).first.wait_for()
         assert not allocation.memberships.filter(user__email="new.student@university.example").exists()
 
-        confirm = next(m for m in mail.outbox if m.to == ["new.student@university.example"] and "confirm-email" in m.body)
+        confirm = next(m for m in mail.outbox
+                       if m.to == ["new.student@university.example"] and "confirm-email" in m.body)
         guest.goto(re.search(r"https?://\S+/accounts/confirm-email/\S+/", confirm.body).group(0))
         guest.get_by_role("button", name=re.compile("confirm", re.I)).click()
         # back on the invitation's page (where sign-up started): a member now

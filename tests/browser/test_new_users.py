@@ -16,8 +16,7 @@ from instances.models import Instance, Volume
 from tests.browser.conftest import sign_in
 from tests.factories import UserFactory
 from tests.fixtures.allocations import make_allocation
-from tests.instances.integration_support import (devcloud_ready, instances_allocation, launch_via_form,  # noqa: F401
-                                                 wait_final)
+from tests.instances.integration_support import devcloud_ready, instances_allocation, launch_via_form, wait_final  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -57,7 +56,8 @@ def test_the_skip_link_is_the_first_thing_a_keyboard_reaches(page):
 CONTRAST_JS = """
 (el) => {
   const rgb = (c) => c.match(/[\\d.]+/g).map(Number);
-  const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+  const lum = ([r, g, b]) => [r, g, b]
+    .map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
     .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
   let node = el, bg = null;
   while (node && !bg) {  // the nearest ancestor that paints an opaque background
@@ -115,7 +115,8 @@ def test_a_new_user_requests_an_allocation_from_the_dashboard_and_follows_it(pag
     pending = page.get_by_test_id("pending-request")
     assert "Your request “Coastal flooding ensembles” for 25,000 SUs" in pending.inner_text()
     today = timezone.localdate()
-    assert pending.get_by_test_id("pending-status").inner_text() == f"waiting for review since {today:%b} {today.day}, {today:%Y}"
+    assert (pending.get_by_test_id("pending-status").inner_text()
+            == f"waiting for review since {today:%b} {today.day}, {today:%Y}")
     assert page.get_by_test_id("get-started").count() == 0
     screenshot("pending")
 

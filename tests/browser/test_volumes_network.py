@@ -1,14 +1,15 @@
 """The volumes page and the network pages in Chromium, on the real devcloud (issue 14, part C)."""
 import re
+from pathlib import Path
 
 import pytest
 from celery.app.task import Task
 
+from tests.browser.conftest import sign_in  # noqa: E402
 from tests.cloud_sdk import connection_get
 from tests.fixtures.celery_worker import wait_for
 from tests.instances.integration_support import devcloud_ready  # noqa: F401
 from tests.integration.test_volumes_network import instances_allocation  # noqa: F401 - a PI of its own
-from tests.browser.conftest import sign_in  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +49,8 @@ def test_a_refused_volume_create_shows_as_a_failed_row_and_is_dismissed(
     failed = page.get_by_test_id("volume-failed-row")
     failed.wait_for(timeout=60_000)
     assert "Creating volume data-1 failed." in failed.inner_text()
-    assert "volume storage quota (1 GB) would be exceeded by 1 GB" in failed.get_by_test_id("failure-reason").inner_text()
+    reason = failed.get_by_test_id("failure-reason").inner_text()
+    assert "volume storage quota (1 GB) would be exceeded by 1 GB" in reason
     screenshot("failed-row")
     # the dashboard's recent activity says it too
     page.goto("/")
@@ -75,7 +77,7 @@ def test_generate_a_key_and_edit_security_group_rules(page, screenshot, instance
     screenshot("key-generated")
     with page.expect_download() as info:
         link.click()
-    body = open(info.value.path()).read()
+    body = Path(info.value.path()).read_text()
     assert body.startswith("-----BEGIN OPENSSH PRIVATE KEY-----") and info.value.suggested_filename == "browser-key.pem"
     href = link.get_attribute("href")
     assert page.request.get(href).status == 404  # once only

@@ -58,10 +58,11 @@ def start_worker(log_path, queues):
     db = connection.settings_dict
     env = {**os.environ, "DATABASE_CONN_MAX_AGE": "0",
            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE") or "portal.settings.test",
-           "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}
+           "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+                           f"/{db['NAME']}"}
     if not isinstance(queues, str):
         queues = ",".join(queues)
-    out = open(log_path, "ab")
+    out = open(log_path, "ab")  # noqa: SIM115 - the worker writes to it for as long as it runs
     proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "portal", "worker", "-l", "info", "-Q", queues,
                              "--pool", "threads", "--concurrency", "2", "-n", f"kill-{time.time_ns()}@%h",
                              "--without-gossip", "--without-mingle", "--without-heartbeat"],
@@ -141,3 +142,18 @@ def instances_allocation(devcloud, transactional_db):
                                         ram=1024 * 1024)
     yield allocation
     remove_directly(allocation)
+
+
+def run_passes(one_pass, pk: int, *, timeout: float = 120):
+    """Run a long operation's passes in-process until its row is final, as the runner would with
+    its re-queued checks (for tests that must not hand the row to a session worker)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        row = one_pass(pk)
+        if row.is_final:
+            return row
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{type(row).__name__} {pk} still {row.state} ({row.step}) after {timeout}s")
+        time.sleep(0.5)

@@ -41,7 +41,8 @@ def test_the_launch_page_shows_what_is_left_and_disables_flavors_that_cannot_fit
     assert re.search(r'data-quota="instances".*?147 free', panel, re.S)
     assert re.search(r'data-quota="ram_gb".*?535 free', panel, re.S)
     # r3.large needs 64 vCPUs: shown, but disabled, with the reason in its text
-    assert option(page, "f-r3-large") == '<option value="f-r3-large" disabled>r3.large — needs 64 vCPUs, 44 free</option>'
+    assert option(page, "f-r3-large") == ('<option value="f-r3-large" disabled>'
+                                          'r3.large — needs 64 vCPUs, 44 free</option>')
     assert "disabled" not in option(page, "f-m3-quad") and "m3.quad — 4 vCPU" in option(page, "f-m3-quad")
 
 
@@ -83,7 +84,8 @@ def test_the_count_is_bounded_by_the_free_instances(user_client, cloud, allocati
     page = launch_page(user_client, allocation)
     assert re.search(r'<input type="number" name="count"[^>]*max="2"', page)
     body = post_launch(user_client, allocation, count=3).content.decode()
-    assert field_errors(body) == ["3 instances would exceed the project's instance limit: 10 allowed, 8 in use, 2 free."]
+    assert field_errors(body) == [
+        "3 instances would exceed the project's instance limit: 10 allowed, 8 in use, 2 free."]
     assert not LaunchRequest.objects.exists()
 
 
@@ -175,8 +177,10 @@ def test_a_volume_larger_than_the_free_storage_is_refused_at_the_size_with_the_n
 def test_the_volume_form_shows_free_storage_and_accepts_what_fits(user_client, cloud, allocation, volume_options,
                                                                  django_capture_on_commit_callbacks):
     cloud.quota = roomy_quota(volume_gb=(250, 1000), volumes=(3, 10))
-    page = html.unescape(user_client.get(reverse("instances:volume_create"), {"project": allocation.pk}).content.decode())
-    assert re.search(r'data-quota="volume_gb".*?750 free</strong> <span class="text-body-secondary">of 1,000', page, re.S)
+    page = html.unescape(
+        user_client.get(reverse("instances:volume_create"), {"project": allocation.pk}).content.decode())
+    assert re.search(r'data-quota="volume_gb".*?750 free</strong> <span class="text-body-secondary">of 1,000',
+                     page, re.S)
     assert re.search(r'data-quota="volumes".*?7 free', page, re.S)
     assert "750 GB of the project's volume storage are free." in page
     with django_capture_on_commit_callbacks():

@@ -243,7 +243,8 @@ def test_the_volumes_page_makes_the_same_queries_for_one_volume_or_many(
         return len(ctx.captured_queries)
 
     monkeypatch.setattr(block_storage, "volume_create", cinder_refuses())
-    volumes_upsert(allocation=allocation, volumes=[vol("v1", "in-use", [block_storage.Attachment("srv-x", "/dev/vdb")])])
+    attached = vol("v1", "in-use", [block_storage.Attachment("srv-x", "/dev/vdb")])
+    volumes_upsert(allocation=allocation, volumes=[attached])
     volume_action_run(action_id=volume_create_request(user=user, allocation=allocation, name="f1", size_gb=5).pk)
     few = count()
     volumes_upsert(allocation=allocation, volumes=[vol(f"w{i}") for i in range(6)])

@@ -1,6 +1,5 @@
 from instances.models import Instance, ProjectSync
 from instances.services import project_sync
-from portal.cloud import compute
 
 
 def test_first_sync_mirrors_every_server_with_its_creator(cloud, allocation, user):

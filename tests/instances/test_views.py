@@ -1,10 +1,13 @@
+from dataclasses import replace
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from instances.models import CloudAction
-from instances.services import project_sync
-from portal.cloud import compute
-from tests.instances.conftest import FLAVORS
+from instances.models import CloudAction, Instance, LaunchRequest, Volume
+from instances.services import action_run, instance_act, project_sync
+from portal.cloud import compute, image, network
+from tests.instances.conftest import FLAVORS, IMAGES
 
 
 def test_list_shows_servers_made_outside_the_portal_with_their_creator(user_client, cloud, allocation, user):
@@ -62,7 +65,6 @@ def test_list_query_and_cloud_call_counts_do_not_grow_with_servers(n, user_clien
 def test_non_member_gets_404_on_every_instance_url(client, cloud, other_allocation, user):
     s = cloud.add("theirs", project_id="proj-2")
     project_sync(allocation=other_allocation)
-    from instances.models import Instance
     pk = Instance.objects.get(server_id=s.id).pk
     client.force_login(user)
     assert "theirs" not in client.get(reverse("instances:list")).content.decode()
@@ -81,7 +83,6 @@ def test_detail_offers_only_actions_that_apply(user_client, cloud, allocation):
     cloud.add("whole-gpu", flavor=FLAVORS[4])
     cloud.add("stopped", status="SHUTOFF")
     project_sync(allocation=allocation)
-    from instances.models import Instance
     pages = {i.name: user_client.get(reverse("instances:detail", args=[i.pk])).content.decode()
              for i in Instance.objects.all()}
     assert ">Suspend<" in pages["cpu-box"] and ">Stop<" in pages["cpu-box"] and ">Start<" not in pages["cpu-box"]
@@ -95,7 +96,6 @@ def test_an_action_is_recorded_queued_and_a_second_one_is_refused(user_client, c
                                                                  django_capture_on_commit_callbacks):
     s = cloud.add("box")
     project_sync(allocation=allocation)
-    from instances.models import Instance
     pk = Instance.objects.get(server_id=s.id).pk
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         user_client.post(reverse("instances:act", args=[pk, "stop"]))
@@ -107,8 +107,6 @@ def test_an_action_is_recorded_queued_and_a_second_one_is_refused(user_client, c
 
 
 def test_action_run_changes_state_and_refreshes_the_mirror(cloud, allocation, user):
-    from instances.models import Instance
-    from instances.services import action_run, instance_act
     s = cloud.add("box")
     project_sync(allocation=allocation)
     row = instance_act(user=user, instance=Instance.objects.get(server_id=s.id), action="stop")
@@ -118,8 +116,6 @@ def test_action_run_changes_state_and_refreshes_the_mirror(cloud, allocation, us
 
 
 def test_a_resize_waits_for_confirmation_with_the_new_flavor_and_a_revert_restores_the_old(cloud, allocation, user):
-    from instances.models import Instance
-    from instances.services import action_run, instance_act
     s = cloud.add("box")
     project_sync(allocation=allocation)
     row = instance_act(user=user, instance=Instance.objects.get(server_id=s.id), action="resize",
@@ -135,10 +131,6 @@ def test_a_resize_waits_for_confirmation_with_the_new_flavor_and_a_revert_restor
 
 
 def test_a_resize_nova_could_not_place_fails_with_words_and_keeps_the_flavor(cloud, allocation, user, monkeypatch):
-    from django.utils import timezone
-
-    from instances.models import Instance
-    from instances.services import action_run, instance_act
     s = cloud.add("box")
     cloud.clock = timezone.now()
     cloud.resize_fails = True  # Nova finds no host for the new flavor
@@ -152,7 +144,6 @@ def test_a_resize_nova_could_not_place_fails_with_words_and_keeps_the_flavor(clo
 
 
 def test_the_polled_detail_partial_keeps_the_resize_and_image_forms(user_client, cloud, allocation):
-    from instances.models import Instance
     cloud.add("box")
     project_sync(allocation=allocation)
     pk = Instance.objects.get().pk
@@ -161,15 +152,6 @@ def test_the_polled_detail_partial_keeps_the_resize_and_image_forms(user_client,
 
 
 # --- The instance page: connect, costs, resize, volumes, console, history (issue 14) -----------
-
-from dataclasses import replace  # noqa: E402
-
-from django.utils import timezone  # noqa: E402
-
-from instances.models import Instance, LaunchRequest, Volume  # noqa: E402
-from portal.cloud import image, network  # noqa: E402
-from tests.instances.conftest import IMAGES  # noqa: E402
-
 
 def synced(cloud, allocation, name="box", **kw):
     server = cloud.add(name, **kw)
@@ -329,7 +311,8 @@ def test_a_resize_step_without_a_fitting_flavor_says_why_at_the_field(user_clien
     assert "resize-confirm" not in page and not CloudAction.objects.exists()
 
 
-def test_a_resize_waiting_for_verification_offers_confirm_and_revert_prominently(user_client, cloud, allocation, glance):
+def test_a_resize_waiting_for_verification_offers_confirm_and_revert_prominently(user_client, cloud, allocation,
+                                                                                  glance):
     instance = synced(cloud, allocation, status="VERIFY_RESIZE", flavor=FLAVORS[1])
     CloudAction.objects.create(allocation=allocation, project_id="proj-1", target_id=instance.server_id,
                                target_name=instance.name, action="resize", state="succeeded",
@@ -438,7 +421,6 @@ def launched_with_ip(cloud, allocation, user):
 @pytest.mark.parametrize("keep, released", [(False, ["fip-made"]), (True, [])])
 def test_deleting_releases_the_public_ip_the_portal_made_unless_kept(user_client, cloud, allocation, user, glance,
                                                                     floating_ips, keep, released):
-    from instances.services import action_run
 
     instance = launched_with_ip(cloud, allocation, user)
     server = cloud.servers[instance.server_id]  # a second address someone attached by hand stays
@@ -454,8 +436,6 @@ def test_deleting_releases_the_public_ip_the_portal_made_unless_kept(user_client
 
 
 def test_an_ip_assigned_through_the_portal_is_released_with_the_instance(cloud, allocation, user, floating_ips):
-    from instances.services import action_run, instance_act
-
     instance = with_public_ip(cloud, allocation, synced(cloud, allocation), address="203.0.113.8")
     CloudAction.objects.create(allocation=allocation, project_id="proj-1", target_id=instance.server_id,
                                target_name=instance.name, action="floating_ip_assign", state="succeeded",
@@ -475,7 +455,6 @@ def test_only_a_failed_action_on_an_instance_can_be_dismissed(user_client, cloud
 
 
 def test_a_neutron_refusal_while_looking_up_public_ips_does_not_stop_the_delete(cloud, allocation, user, monkeypatch):
-    from instances.services import action_run, instance_act
     from portal.cloud.errors import Forbidden
 
     def refuse(**kw):

@@ -1,7 +1,7 @@
 """Allocations against the real local cloud: Keystone projects, quotas, roles, credentials,
 metering of real servers and enforcement that really shelves and deletes them."""
 import re
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 
 import openstack
@@ -184,14 +184,13 @@ def test_meter_splits_a_real_servers_charge_at_the_stop_nova_recorded(cloud_allo
     """Charging by state intervals against the real cloud: the ACTIVE part ends, and the SHUTOFF
     part begins, when Nova's stop action finished (its events, as the project's own member sees them)."""
     import time
-    from datetime import timezone as tz
 
     from django.utils.dateparse import parse_datetime
 
     def finished_at(server_id: str, action: str):
         entry = next(a for a in conn.compute.server_actions(server_id) if a.action == action)
         events = conn.compute.get_server_action(entry.request_id, server_id).events
-        return max(parse_datetime(e.finish_time).replace(tzinfo=tz.utc) for e in events)
+        return max(parse_datetime(e.finish_time).replace(tzinfo=UTC) for e in events)
 
     # Given an m3.quad that ran a few seconds and was then stopped with the CLI
     project_id = cloud_allocation.openstack_project_id
@@ -225,7 +224,6 @@ def test_meter_charges_a_deleted_real_server_up_to_its_deletion(cloud_allocation
     """Nova keeps a deleted server's action log, and the project's member may read it: the meter
     charges up to the delete's finish, not up to the run, and never again afterwards."""
     import time
-    from datetime import timezone as tz
 
     from django.utils.dateparse import parse_datetime
 
@@ -238,7 +236,7 @@ def test_meter_charges_a_deleted_real_server_up_to_its_deletion(cloud_allocation
     conn.compute.wait_for_delete(server, wait=120, interval=1)
     delete = next(a for a in conn.compute.server_actions(server.id) if a.action == "delete")
     events = conn.compute.get_server_action(delete.request_id, server.id).events
-    deleted_at = max(parse_datetime(e.finish_time).replace(tzinfo=tz.utc) for e in events)
+    deleted_at = max(parse_datetime(e.finish_time).replace(tzinfo=UTC) for e in events)
 
     metering.allocation_meter(allocation=cloud_allocation, now=deleted_at + timedelta(hours=1))
     metering.allocation_meter(allocation=cloud_allocation, now=deleted_at + timedelta(hours=2))

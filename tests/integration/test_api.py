@@ -19,8 +19,13 @@ from instances.services import project_sync
 from tests.cloud_sdk import connection_get
 from tests.factories import UserFactory
 from tests.fixtures.celery_worker import wait_for
-from tests.instances.integration_support import (instances_allocation, nova_servers, provision_directly,
-                                                 remove_directly, start_worker)
+from tests.instances.integration_support import (
+    instances_allocation,
+    nova_servers,
+    provision_directly,
+    remove_directly,
+    start_worker,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 __all__ = ["instances_allocation"]

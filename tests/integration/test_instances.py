@@ -10,9 +10,15 @@ from instances.models import Instance, LaunchRequest
 from instances.services import project_sync
 from tests.cloud_sdk import connection_get
 from tests.fixtures.celery_worker import wait_for
-
-from tests.instances.integration_support import (act, instances_allocation, launch_via_form, nova, nova_servers,
-                                                 start_worker, wait_final)
+from tests.instances.integration_support import (
+    act,
+    instances_allocation,
+    launch_via_form,
+    nova,
+    nova_servers,
+    start_worker,
+    wait_final,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 __all__ = ["instances_allocation"]
@@ -89,7 +95,8 @@ def test_a_flavor_asking_for_more_vgpus_than_exist_fails_clearly_and_leaves_noth
     assert nova_servers(instances_allocation.openstack_project_id) == []
 
 
-def test_every_action_changes_the_servers_real_state_in_nova(member_client, instances_allocation, celery_worker_process):
+def test_every_action_changes_the_servers_real_state_in_nova(member_client, instances_allocation,
+                                                              celery_worker_process):
     pid = instances_allocation.openstack_project_id
     row = wait_final(launch_via_form(member_client, instances_allocation, flavor="m3.small", name="acted"))
     assert row.state == "succeeded", row.error

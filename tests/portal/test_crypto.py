@@ -111,7 +111,8 @@ def test_rotate_command_reports_secrets_no_key_opens_and_leaves_them(settings, c
         call_command("rotate_encryption_keys")
 
     assert "Re-encrypted 1 stored secret(s)" in capsys.readouterr().out
-    lost.refresh_from_db(); fine.refresh_from_db()
+    lost.refresh_from_db()
+    fine.refresh_from_db()
     assert lost.encrypted_password == lost_token
     assert crypto.decrypt(fine.encrypted_password) == "pw"
 

@@ -66,7 +66,8 @@ def test_sweep_fails_only_operations_stuck_past_the_deadline():
 
     assert services.status_rows_fail_stale(deadline_seconds=3600) == 1
 
-    stuck.refresh_from_db(); fresh.refresh_from_db()
+    stuck.refresh_from_db()
+    fresh.refresh_from_db()
     assert stuck.state == "failed" and stuck.step == "timed out"
     assert "did not finish within 60 minutes" in stuck.error and "try again" in stuck.error
     assert fresh.state == "running"
@@ -116,7 +117,8 @@ def test_sweep_leaves_a_recently_started_launch_to_the_resume_path(allocation, u
 
     assert services.status_rows_fail_stale(deadline_seconds=3600) == 1
 
-    quiet.refresh_from_db(); resumed_forever.refresh_from_db()
+    quiet.refresh_from_db()
+    resumed_forever.refresh_from_db()
     assert quiet.state == "running"
     assert resumed_forever.state == "failed" and "60 minutes" in resumed_forever.error
 

@@ -19,15 +19,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.conf import settings
-from django.contrib.messages import constants as message_levels
-from django.contrib.messages import get_messages
+from django.contrib.messages import constants as message_levels, get_messages
 from django.core import mail
 from django.shortcuts import resolve_url
 from django.urls import URLResolver, get_resolver, resolve, reverse
 
+from allocations.models import Allocation, ApplicationCredential, Invitation, KeystoneIdentity, LedgerEntry, Membership
 from api.models import ApiToken, IdempotentRequest
-from allocations.models import (Allocation, ApplicationCredential, Invitation, KeystoneIdentity, LedgerEntry,
-                                Membership)
 from instances.models import CloudAction, Instance, LaunchRequest, SSHKey, Volume
 from portal.cloud import identity
 from portal.models import Operation

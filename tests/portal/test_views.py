@@ -73,7 +73,8 @@ def test_repeated_wrong_passwords_are_rate_limited_even_for_the_right_one(client
     assert attempt <= 11
 
     # when the right password comes next, it is refused too, and nothing signed in
-    response = client.post(f"{reverse('account_login')}?next=/admin/", {"login": staff_user.email, "password": PASSWORD})
+    response = client.post(f"{reverse('account_login')}?next=/admin/",
+                           {"login": staff_user.email, "password": PASSWORD})
     assert "Too many failed login attempts" in response.content.decode()
     assert "_auth_user_id" not in client.session
     assert client.get("/admin/").status_code == 302

@@ -46,7 +46,7 @@ class Command(BaseCommand):
                 provisioning.allocation_provision(operation=operation)
             except CloudError as exc:
                 portal_services.status_row_fail(row=operation, error=str(exc))
-                raise CommandError(f"Could not set up the demo project: {exc}")
+                raise CommandError(f"Could not set up the demo project: {exc}") from exc
             allocation.refresh_from_db()
         self.stdout.write(f"Demo allocation: {allocation.title} ({allocation.get_status_display()}), "
                           f"project {allocation.openstack_project_name}, {allocation.balance():,.0f} SUs")
