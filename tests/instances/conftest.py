@@ -4,7 +4,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from portal.cloud import block_storage, compute, image, network, quotas
 from portal.cloud.compute import Address, Flavor, Server
 from tests.fixtures.allocations import make_allocation
 
-T0 = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 FLAVORS = [
     Flavor("f-m3-small", "m3.small", 2, 6144, 20, {"portal:family": "cpu"}),
     Flavor("f-m3-quad", "m3.quad", 4, 15360, 20, {"portal:family": "cpu"}),
@@ -152,7 +152,8 @@ def cloud(monkeypatch):
     monkeypatch.setattr(network, "network_list", counted("network_list", NETWORKS))
     monkeypatch.setattr(network, "security_group_list", counted("security_group_list", [
         network.SecurityGroup("sg-default", "default", "", ())]))
-    monkeypatch.setattr(network, "security_group_create", lambda **kw: network.SecurityGroup("sg-new", kw["name"], "", ()))
+    monkeypatch.setattr(network, "security_group_create",
+                        lambda **kw: network.SecurityGroup("sg-new", kw["name"], "", ()))
     monkeypatch.setattr(network, "security_group_rule_create", lambda **kw: None)
     monkeypatch.setattr(block_storage, "volume_list", counted("volume_list", []))
     monkeypatch.setattr("instances.services.launch.time.sleep", lambda s: None)
