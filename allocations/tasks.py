@@ -9,13 +9,13 @@ fails the row, in words naming what was done and what was not.
 """
 import logging
 
-from celery import Task, shared_task
-from django.conf import settings
+from celery import shared_task
 from django.utils import timezone
 
 from portal import services as portal_services
 from portal.cloud.errors import CloudError, CloudUnavailable
 from portal.models import Operation
+from portal.runner import CLOUD_TASK, CloudTask
 
 from . import enforcement, metering, provisioning
 from .models import Allocation, KeystoneIdentity, Membership
@@ -23,28 +23,17 @@ from .models import Allocation, KeystoneIdentity, Membership
 log = logging.getLogger(__name__)
 
 
-class OperationTask(Task):
+class OperationTask(CloudTask):
     """A task whose first argument is an Operation's id: its retries and its failure show there."""
 
-    def on_retry(self, exc, task_id, args, kwargs, einfo):
-        row = _operation(args)
-        if row is not None and not row.is_final:
-            portal_services.status_row_retrying(row=row, attempt=self.request.retries + 1,
-                                                attempts=self.max_retries, exc=exc)
+    row_model = "portal.Operation"
 
-    def on_failure(self, exc, task_id, args, kwargs, einfo):
-        row = _operation(args)
-        if row is None or row.is_final:
-            return
-        try:
-            portal_services.status_row_fail(row=row, error=failure_words(row, exc, tries=self.request.retries + 1))
-        except portal_services.InvalidTransition:
-            pass  # the stale sweep or a redelivered run finished it meanwhile
+    def give_up(self, row, exc, *, tries):
+        portal_services.status_row_fail(row=row, error=failure_words(row, exc, tries=tries))
 
 
-CLOUD_RETRY = dict(base=OperationTask, acks_late=True, autoretry_for=(CloudUnavailable,),
-                   max_retries=settings.PORTAL_CLOUD_RETRIES, retry_backoff=settings.PORTAL_CLOUD_RETRY_BACKOFF,
-                   retry_backoff_max=settings.PORTAL_CLOUD_RETRY_BACKOFF_MAX, retry_jitter=True)
+# portal.runner's one retry policy; these tasks take no `self`.
+CLOUD_RETRY = {**CLOUD_TASK, "base": OperationTask, "bind": False}
 
 
 def _operation(args) -> Operation | None:

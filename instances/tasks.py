@@ -1,28 +1,49 @@
-"""Thin tasks: load by primary key, call a service, own retries."""
+"""Thin tasks: load by primary key, run one pass of a service, leave waiting to the runner.
+
+Launches, server actions and volume actions run through portal.runner: a pass starts the cloud
+call or checks on it and returns; the runner re-queues a check with a countdown until the row is
+final, retries when the cloud does not answer (the row shows "retrying (n/N): …") and, at the last
+try, hands the row to `give_up`, which names what was left behind. No worker sleeps on the cloud.
+"""
 from __future__ import annotations
 
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 
-from portal.cloud.errors import CloudError, CloudUnavailable
+from portal.cloud.errors import CloudError
+from portal.runner import CLOUD_TASK, CloudTask, run_pass
 
 from . import services
 
 
-@shared_task(acks_late=True, autoretry_for=(CloudUnavailable,), retry_backoff=5, retry_backoff_max=60, max_retries=5)
-def launch_provision(request_id: int) -> None:
-    services.launch_provision(request_id=request_id)
+class LaunchTask(CloudTask):
+    row_model = "instances.LaunchRequest"
+
+    def give_up(self, row, exc, *, tries):
+        services.launch_give_up(row=row, exc=exc, tries=tries)
 
 
-@shared_task(acks_late=True, autoretry_for=(CloudUnavailable,), retry_backoff=5, retry_backoff_max=60, max_retries=5)
-def action_run(action_id: int) -> None:
-    services.action_run(action_id=action_id)
+class ActionTask(CloudTask):
+    row_model = "instances.CloudAction"
+
+    def give_up(self, row, exc, *, tries):
+        services.cloud_action_give_up(row=row, exc=exc, tries=tries)
 
 
-@shared_task(acks_late=True, autoretry_for=(CloudUnavailable,), retry_backoff=5, retry_backoff_max=60, max_retries=5)
-def volume_action_run(action_id: int) -> None:
-    services.volume_action_run(action_id=action_id)
+@shared_task(**{**CLOUD_TASK, "base": LaunchTask})
+def launch_provision(self, request_id: int) -> None:
+    run_pass(self, request_id, lambda pk: services.launch_provision(request_id=pk))
+
+
+@shared_task(**{**CLOUD_TASK, "base": ActionTask})
+def action_run(self, action_id: int) -> None:
+    run_pass(self, action_id, lambda pk: services.action_run(action_id=pk))
+
+
+@shared_task(**{**CLOUD_TASK, "base": ActionTask})
+def volume_action_run(self, action_id: int) -> None:
+    run_pass(self, action_id, lambda pk: services.volume_action_run(action_id=pk))
 
 
 @shared_task(acks_late=True)
@@ -58,7 +79,10 @@ def sync_all_projects() -> int:
 
 @shared_task(acks_late=True)
 def resume_stale_launches() -> int:
-    return services.launch_requests_resume(stale_seconds=settings.PORTAL_LAUNCH_STALE_SECONDS)
+    """Beat: re-enqueue launches and actions whose worker died mid-pass (the name predates actions)."""
+    stale = settings.PORTAL_LAUNCH_STALE_SECONDS
+    return (services.launch_requests_resume(stale_seconds=stale)
+            + services.cloud_actions_resume(stale_seconds=stale))
 
 
 def sync_soon(allocation_ids) -> None:

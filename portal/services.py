@@ -29,10 +29,12 @@ def operation_create(*, kind: str, target: str = "", params: dict | None = None,
     return Operation.objects.create(kind=kind, target=target, params=params or {}, requested_by=user)
 
 
-def status_row_enqueue(*, row: Row, task, args: tuple = (), queue: str | None = None) -> Row:
+def status_row_enqueue(*, row: Row, task, args: tuple = (), queue: str | None = None,
+                       countdown: float | None = None) -> Row:
     """Send `task` once the surrounding transaction commits, recording its id on the row.
 
-    The task id is chosen here, so the row knows it even if the worker starts first.
+    The task id is chosen here, so the row knows it even if the worker starts first; a message
+    carrying another id is superseded (portal.runner). `countdown`: deliver it that many seconds later.
     """
     task_id = str(uuid.uuid4())
     type(row).objects.filter(pk=row.pk).update(celery_task_id=task_id)
@@ -40,6 +42,8 @@ def status_row_enqueue(*, row: Row, task, args: tuple = (), queue: str | None = 
     options = {"task_id": task_id}
     if queue:
         options["queue"] = queue
+    if countdown:
+        options["countdown"] = countdown
     transaction.on_commit(lambda: task.apply_async(args=args or (row.pk,), **options))
     return row
 

@@ -16,7 +16,14 @@ from allocations.scopes import NoCloudAccess, member_scope
 from portal.cloud import compute, network
 from portal.cloud.connection import Scope
 from portal.cloud.errors import CloudError, CloudUnavailable, NotFound, NoValidHost
-from portal.services import status_row_enqueue, status_row_fail, status_row_start, status_row_succeed
+from portal.runner import give_up_words
+from portal.services import (
+    status_row_enqueue,
+    status_row_fail,
+    status_row_progress,
+    status_row_start,
+    status_row_succeed,
+)
 
 from ..models import ActionTarget, CloudAction, Instance, gpu_share_label
 from .sync import instance_refresh
@@ -128,9 +135,9 @@ def resize_preview(*, user, instance: Instance, flavor_id: str) -> ResizePreview
         scope = member_scope(user=user, allocation=allocation, creating=True)
         flavor = compute.flavor_get(scope=scope, flavor_id=flavor_id)
     except NoCloudAccess as exc:
-        raise ActionNotAllowed(str(exc))
+        raise ActionNotAllowed(str(exc)) from None
     except NotFound:
-        raise ActionNotAllowed("That flavor is not available to this project; choose another.")
+        raise ActionNotAllowed("That flavor is not available to this project; choose another.") from None
     if flavor.name == instance.flavor_name:
         raise ActionNotAllowed("Pick a flavor different from the current one.")
     if not flavor_allowed(kind=allocation.kind, flavor_name=flavor.name):
@@ -152,7 +159,7 @@ def instance_act(*, user, instance: Instance, action: str, params: dict | None =
     try:
         member_scope(user=user, allocation=allocation, creating=action in CREATING)
     except NoCloudAccess as exc:
-        raise ActionNotAllowed(str(exc))
+        raise ActionNotAllowed(str(exc)) from None
     if action == "resize":
         flavor = resize_preview(user=user, instance=instance, flavor_id=params.get("flavor_id", "")).flavor
         params = {"flavor_id": flavor.id, "flavor_name": flavor.name, "from_flavor_name": instance.flavor_name}
@@ -169,7 +176,7 @@ def instance_act(*, user, instance: Instance, action: str, params: dict | None =
                 requested_by=user)
             status_row_enqueue(row=row, task=tasks.action_run)
     except IntegrityError:
-        raise ActionNotAllowed("Another action on this instance is still running; wait for it to finish.")
+        raise ActionNotAllowed("Another action on this instance is still running; wait for it to finish.") from None
     return row
 
 
@@ -323,48 +330,98 @@ def _already_done(row: CloudAction, scope: Scope) -> bool:
         return False
 
 
-def _wait(row: CloudAction, scope: Scope) -> None:
-    deadline = time.time() + settings.PORTAL_ACTION_DEADLINE
-    interval = 0.5
-    while True:
-        try:
-            server = compute.server_get(scope=scope, server_id=row.target_id)
-        except NotFound:
-            server = None
-        if _done(row, server, scope):
-            return
-        if time.time() > deadline:
-            raise CloudError(f"The instance did not finish “{ACTIONS[row.action].label.lower()}” within "
-                             f"{settings.PORTAL_ACTION_DEADLINE // 60} minutes.")
-        time.sleep(interval)
-        interval = min(interval * 1.5, 3)
+# Nova's action log names these too (a call that went through shows there, even if its answer was lost).
+NOVA_LOGGED = {**NOVA_ACTION_NAMES, "image_create": "createImage", "delete": "delete"}
+
+
+def _already_called(row: CloudAction, scope: Scope) -> bool:
+    """Did an earlier try's call reach Nova (its answer lost: a worker that died, a reset connection)?
+    Then the call is not made again: a second reboot, image or start is not what was asked for."""
+    if _already_done(row, scope):
+        return True
+    name = NOVA_LOGGED.get(row.action)
+    if not name or row.started_at is None:
+        return False
+    try:
+        events = compute.server_event_list(scope=scope, server_id=row.target_id)
+    except NotFound:
+        return row.action == "delete"
+    since = row.started_at.timestamp() - 5
+    return any(e.action == name and e.start_time and e.start_time.timestamp() >= since for e in events)
+
+
+# Progress once the call is made: later passes only check on it.
+PROGRESS_CALLED = 50
+
+
+def _check(row: CloudAction, scope: Scope) -> bool:
+    """Has Nova shown the action's outcome? Raises if it failed or took past the deadline."""
+    try:
+        server = compute.server_get(scope=scope, server_id=row.target_id)
+    except NotFound:
+        server = None
+    if _done(row, server, scope):
+        return True
+    if (timezone.now() - (row.started_at or timezone.now())).total_seconds() > settings.PORTAL_ACTION_DEADLINE:
+        raise CloudError(f"The instance did not finish “{ACTIONS[row.action].label.lower()}” within "
+                         f"{settings.PORTAL_ACTION_DEADLINE // 60} minutes.")
+    return False
 
 
 def action_run(*, action_id: int) -> CloudAction:
-    """Run a server action and wait until Nova shows its outcome; refresh the mirror either way."""
+    """One pass of a server action (portal.runner checks again while the row is not final): make the
+    call, or check whether Nova shows its outcome; refresh the mirror when it is final either way."""
     row = CloudAction.objects.select_related("allocation").get(pk=action_id)
     if row.is_final:
         return row
+    label = ACTIONS[row.action].label.lower()
     try:
         scope = action_scope(row)
     except NoCloudAccess as exc:
-        row = status_row_start(row=row, step=ACTIONS[row.action].label.lower())
+        row = status_row_start(row=row, step=label)
         return status_row_fail(row=row, error=str(exc))
-    row = status_row_start(row=row, step=ACTIONS[row.action].label.lower())
     error = ""
     try:
-        if row.attempts == 1 or not _already_done(row, scope):  # a retry must not repeat what went through
-            _call(row, scope)
-        _wait(row, scope)
+        if row.progress < PROGRESS_CALLED:
+            row = status_row_start(row=row, step=label)
+            if row.attempts == 1 or not _already_called(row, scope):  # a retry must not repeat what went through
+                _call(row, scope)
+            row = status_row_progress(row=row, step=label, progress=PROGRESS_CALLED)
+        if not _check(row, scope):
+            return status_row_progress(row=row, step=label)  # still working: checked again soon
         if row.action == "delete":
             _release_floating_ips(row, scope)
     except CloudUnavailable:
-        if row.attempts < settings.PORTAL_LAUNCH_ATTEMPTS:
-            raise  # the task retries with backoff
-        error = CloudUnavailable.default_message
+        raise  # the task's retry policy
     except CloudError as exc:
         error = cloud_action_error(row=row, exc=exc)
     return cloud_action_finish(row=row, error=error, refresh=lambda r: _refresh_mirror(r, scope))
+
+
+def cloud_actions_resume(*, stale_seconds: int, limit: int = 50) -> int:
+    """Re-enqueue server and volume actions whose chain of passes stopped (a worker died)."""
+    from .. import tasks
+    from .launch import stale_rows
+
+    rows = stale_rows(CloudAction, stale_seconds=stale_seconds, limit=limit)
+    for row in rows:
+        task = tasks.volume_action_run if row.target_type == ActionTarget.VOLUME else tasks.action_run
+        with transaction.atomic():
+            CloudAction.objects.filter(pk=row.pk).update(updated_at=timezone.now())
+            status_row_enqueue(row=row, task=task, queue=settings.PORTAL_CLOUD_QUEUE)
+    return len(rows)
+
+
+def cloud_action_give_up(*, row: CloudAction, exc: BaseException, tries: int) -> CloudAction:
+    """The cloud stopped answering for good: fail the action saying whether its call went through."""
+    row.refresh_from_db()
+    why = give_up_words(row, exc, tries=tries)
+    if row.progress >= PROGRESS_CALLED:
+        why += (" The cloud had accepted the request, so it may still finish: the list shows the state the "
+                "cloud reports.")
+    else:
+        why += " The request may not have reached the cloud; try again once it answers."
+    return status_row_fail(row=row, error=why)
 
 
 def _release_floating_ips(row: CloudAction, scope: Scope) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -17,17 +16,27 @@ from allocations.scopes import NoCloudAccess, member_scope
 from portal.cloud import compute, network
 from portal.cloud.connection import Scope
 from portal.cloud.errors import CloudError, CloudUnavailable
-from portal.services import status_row_enqueue, status_row_fail, status_row_progress, status_row_start, \
-    status_row_succeed
+from portal.runner import give_up_words
+from portal.services import (
+    status_row_enqueue,
+    status_row_fail,
+    status_row_progress,
+    status_row_start,
+    status_row_succeed,
+)
 
 from ..models import Instance, LaunchRequest, ProjectSync
 from .sync import instances_upsert
 
 DEFAULT_GROUP = "ssh-icmp"
+PORTAL_NETWORK = "portal-net"
+DEFAULT_GROUP_DESCRIPTION = "SSH and ping from anywhere (made by the portal)"
 logger = logging.getLogger(__name__)
 
 # The steps a launch goes through, as the progress page names them.
 STEP_FLOATING_IP = "assigning public IP"
+# Progress once every server is ACTIVE (the steps after start here).
+PROGRESS_ACTIVE = 92
 # Steps after every server is ACTIVE: their failure keeps the servers, and the page offers to try the
 # step again with the server action named here.
 STEP_WORDS = {STEP_FLOATING_IP: "assigning a public IP"}
@@ -64,7 +73,8 @@ def instance_launch(*, user, allocation, flavor: compute.Flavor, image_id: str, 
         row = LaunchRequest.objects.create(
             allocation=allocation, project_id=allocation.openstack_project_id, requested_by=user, name=name,
             count=count, flavor_id=flavor.id, flavor_name=flavor.name, image_id=image_id, image_name=image_name,
-            boot_volume_gb=boot_volume_gb, boot_volume_id=boot_volume_id, ssh_key=ssh_key, security_groups=security_groups or [],
+            boot_volume_gb=boot_volume_gb, boot_volume_id=boot_volume_id, ssh_key=ssh_key,
+            security_groups=security_groups or [],
             network_id=network_id, user_data=user_data, assign_floating_ip=assign_floating_ip, step="queued")
         status_row_enqueue(row=row, task=tasks.launch_provision, queue=settings.PORTAL_CLOUD_QUEUE)
     return row
@@ -98,11 +108,13 @@ def _network_id(row: LaunchRequest, scope: Scope) -> str:
     shared = [n for n in routed if n.is_shared and n.project_id != row.project_id]
     if own or shared:
         return (own or shared)[0].id
-    return network.network_create_with_router(scope=scope, name="portal-net", cidr="10.0.0.0/24",
-                                              external_network_id=external[0].id).id
+    # Found and completed if an earlier try made only part of it (a worker that died after the subnet).
+    return network.network_ensure_routed(scope=scope, name=PORTAL_NETWORK, cidr="10.0.0.0/24",
+                                         external_network_id=external[0].id).id
 
 
-def networks_routed_to_external(*, networks: list[network.Network], routers: list[network.Router]) -> list[network.Network]:
+def networks_routed_to_external(*, networks: list[network.Network],
+                                routers: list[network.Router]) -> list[network.Network]:
     """Of these networks, those with a subnet on a router whose gateway is an external network."""
     external = {n.id for n in networks if n.is_external}
     subnets = {subnet for r in routers if r.external_network_id in external for subnet in r.subnet_ids}
@@ -110,20 +122,35 @@ def networks_routed_to_external(*, networks: list[network.Network], routers: lis
 
 
 def security_group_ensure_default(*, scope: Scope) -> str:
-    """The project's "ssh + icmp" group, made on first launch if the project has none."""
-    groups = network.security_group_list(scope=scope)
-    if not any(g.name == DEFAULT_GROUP for g in groups):
-        group = network.security_group_create(scope=scope, name=DEFAULT_GROUP,
-                                              description="SSH and ping from anywhere (made by the portal)")
-        network.security_group_rule_create(scope=scope, group_id=group.id, protocol="tcp", port=22)
-        network.security_group_rule_create(scope=scope, group_id=group.id, protocol="icmp")
+    """The project's "ssh + icmp" group, made on first launch if the project has none; an earlier try
+    that made the group but not both rules is completed. A group the project already had with that
+    name is left as its owners keep it."""
+    group = next((g for g in network.security_group_list(scope=scope) if g.name == DEFAULT_GROUP), None)
+    if group is not None and group.description != DEFAULT_GROUP_DESCRIPTION:
+        return DEFAULT_GROUP
+    if group is None:
+        group = network.security_group_create(scope=scope, name=DEFAULT_GROUP, description=DEFAULT_GROUP_DESCRIPTION)
+    have = {(r.direction, r.protocol, r.port_min, r.remote_ip_prefix) for r in group.rules}
+    for protocol, port in (("tcp", 22), ("icmp", None)):
+        if ("ingress", protocol, port, "0.0.0.0/0") not in have:
+            network.security_group_rule_create(scope=scope, group_id=group.id, protocol=protocol, port=port)
     return DEFAULT_GROUP
 
 
 def _create_servers(row: LaunchRequest, scope: Scope) -> LaunchRequest:
+    """Make the servers not made yet. The row stays locked meanwhile, so a second delivery of the
+    same message waits, then finds them by the request's key instead of making them again."""
+    with transaction.atomic():
+        LaunchRequest.objects.select_for_update().get(pk=row.pk)
+        return _create_missing(row, scope)
+
+
+def _create_missing(row: LaunchRequest, scope: Scope) -> LaunchRequest:
     existing = _tagged(row, scope)
     missing = [i for i in range(1, row.count + 1) if i not in existing]
     if not missing:
+        LaunchRequest.objects.filter(pk=row.pk).update(server_ids=[s.id for s in existing.values()])
+        row.refresh_from_db()
         return row
     with transaction.atomic():
         # One launch at a time sets a project up, so concurrent first launches make one network and group.
@@ -158,29 +185,29 @@ def keypair_for(*, scope: Scope, key) -> str:
     raise CloudError(f"You already have two different keys named like “{key.name}” in the cloud; rename this one.")
 
 
-def _wait_active(row: LaunchRequest, scope: Scope) -> list[compute.Server]:
-    """Poll with backoff until every server is ACTIVE. Raise when they have all settled with some in
-    ERROR, or past the deadline: PartlyBuilt if some did become ACTIVE."""
-    deadline = (row.started_at or timezone.now()).timestamp() + settings.PORTAL_LAUNCH_DEADLINE
-    interval = 0.5
-    while True:
-        servers = list(_tagged(row, scope).values())
-        instances_upsert(allocation=row.allocation, servers=servers, scope=scope)
-        active = [s for s in servers if s.status == "ACTIVE"]
-        failed = [s for s in servers if s.status == "ERROR"]
-        if len(active) == row.count:
-            return servers
-        if failed and len(active) + len(failed) >= len(servers):
-            _raise_keeping(compute.server_fault_error(failed[0]), active)
-        row = status_row_progress(row=row, step="building", progress=40 + 50 * len(active) // row.count)
-        if time.time() > deadline:
-            stuck = [s for s in servers if s.status != "ACTIVE"]
-            fault = next((s.fault for s in stuck if s.fault), "")
-            _raise_keeping(LaunchTimedOut(
-                f"The instance did not become active within {settings.PORTAL_LAUNCH_DEADLINE // 60} "
-                f"minutes{': ' + fault if fault else ''}."), active)
-        time.sleep(interval)
-        interval = min(interval * 1.5, 5)
+def _check_active(row: LaunchRequest, scope: Scope) -> list[compute.Server] | None:
+    """The servers once every one is ACTIVE; None while some still build (the runner checks again).
+    Raise when they have all settled with some in ERROR, or past the deadline: PartlyBuilt if some
+    did become ACTIVE."""
+    servers = list(_tagged(row, scope).values())
+    instances_upsert(allocation=row.allocation, servers=servers, scope=scope)
+    active = [s for s in servers if s.status == "ACTIVE"]
+    failed = [s for s in servers if s.status == "ERROR"]
+    if len(active) == row.count:
+        return servers
+    if failed and len(active) + len(failed) >= len(servers):
+        _raise_keeping(compute.server_fault_error(failed[0]), active)
+    if len(servers) < row.count:  # one vanished (deleted by someone) before it became ACTIVE
+        _raise_keeping(CloudError("An instance of this launch was deleted before it became active."), active)
+    started = row.started_at or timezone.now()
+    if (timezone.now() - started).total_seconds() > settings.PORTAL_LAUNCH_DEADLINE:
+        stuck = [s for s in servers if s.status != "ACTIVE"]
+        fault = next((s.fault for s in stuck if s.fault), "")
+        _raise_keeping(LaunchTimedOut(
+            f"The instance did not become active within {settings.PORTAL_LAUNCH_DEADLINE // 60} "
+            f"minutes{': ' + fault if fault else ''}."), active)
+    status_row_progress(row=row, step="building", progress=40 + 50 * len(active) // row.count)
+    return None
 
 
 def _raise_keeping(error: CloudError, active: list[compute.Server]):
@@ -206,25 +233,24 @@ def _assign_floating_ips(row: LaunchRequest, servers: list[compute.Server], scop
 
 def launch_cleanup(*, row: LaunchRequest, scope: Scope, keep: frozenset[str] = frozenset()) -> None:
     """Delete what a failed launch made that never became usable (boot volumes go with their
-    servers); the servers in `keep` (ACTIVE ones) stay."""
+    servers); the servers in `keep` (ACTIVE ones) stay. Nova has accepted each delete when this
+    returns; the mirror shows them gone at once and the sync confirms it."""
     for fip_id in row.floating_ip_ids:
         network.floating_ip_delete(scope=scope, floating_ip_id=fip_id)
     servers = {i: s for i, s in _tagged(row, scope).items() if s.id not in keep}
     for server in servers.values():
         compute.server_delete(scope=scope, server_id=server.id)
-    deadline = time.time() + 120
-    while servers and time.time() < deadline:
-        time.sleep(1)
-        servers = {i: s for i, s in _tagged(row, scope).items() if s.id not in keep}
     gone = Instance.objects.filter(Q(launch_request=row) | Q(server_id__in=row.server_ids)).exclude(server_id__in=keep)
     gone.update(deleted_at=timezone.now(), status="DELETED")
 
 
 def launch_provision(*, request_id: int) -> LaunchRequest:
-    """Create (or find) the request's servers, wait for them, then the steps after: public IPs.
+    """One pass of a launch (portal.runner checks again while the row is not final): create (or
+    find) the request's servers, or check on them; once all are ACTIVE, the steps after (public IPs).
 
     Servers that never became usable are deleted on failure; once ACTIVE, a server is kept whatever
-    fails later (the row names the failed step, and the page offers to try it again)."""
+    fails later (the row names the failed step, and the page offers to try it again). When the cloud
+    does not answer, CloudUnavailable goes up to the task's retry policy (then `launch_give_up`)."""
     row = LaunchRequest.objects.select_related("allocation", "requested_by", "ssh_key").get(pk=request_id)
     if row.is_final:
         return row
@@ -233,34 +259,62 @@ def launch_provision(*, request_id: int) -> LaunchRequest:
     except NoCloudAccess as exc:
         row = status_row_start(row=row, step="creating")
         return status_row_fail(row=row, error=f"Nothing was launched: {exc}")
-    row = status_row_start(row=row, step="creating")
     try:
-        row = _create_servers(row, scope)
-        row = status_row_progress(row=row, step="building", progress=40)
-        servers = _wait_active(row, scope)
+        if row.state == "queued" or len(row.server_ids) < row.count:
+            row = status_row_start(row=row, step="creating")
+            row = _create_servers(row, scope)
+            row = status_row_progress(row=row, step="building", progress=40)
+        servers = _check_active(row, scope)
     except CloudUnavailable:
-        if row.attempts < settings.PORTAL_LAUNCH_ATTEMPTS:
-            raise  # the task retries; the lookup-before-create makes that safe
-        return _fail(row, scope, "The cloud stopped answering while launching.")
+        raise
     except PartlyBuilt as exc:
         return _fail_partly(row, scope, exc)
     except CloudError as exc:
         LaunchRequest.objects.filter(pk=row.pk).update(cloud_request_id=exc.request_id[:128])
         return _fail(row, scope, str(exc), exc.detail)
+    if servers is None:
+        row.refresh_from_db()
+        return row
     Instance.objects.filter(server_id__in=[s.id for s in servers]).update(launch_request=row)
     return _after_active(row, servers, scope)
+
+
+def launch_give_up(*, row: LaunchRequest, exc: BaseException, tries: int) -> LaunchRequest:
+    """The cloud stopped answering for good: say so, and what the launch leaves behind."""
+    row.refresh_from_db()
+    why = give_up_words(row, exc, tries=tries)
+    if row.progress >= PROGRESS_ACTIVE:  # every server was ACTIVE: keep them, as for any later step
+        LaunchRequest.objects.filter(pk=row.pk).update(failed_step=STEP_FLOATING_IP)
+        subject = "The instance is" if row.count == 1 else f"The {row.count} instances are"
+        return status_row_fail(row=row, error=f"{subject} running, but {STEP_WORDS[STEP_FLOATING_IP]} failed: "
+                                              f"{_sentence(why)}")
+    try:
+        scope = member_scope(user=row.requested_by, allocation=row.allocation)
+    except NoCloudAccess:
+        return status_row_fail(row=row, error=f"{why} {_left_behind(row)}")
+    return _fail(row, scope, why)
+
+
+def _left_behind(row: LaunchRequest) -> str:
+    servers, fips = len(row.server_ids), len(row.floating_ip_ids)
+    if not servers and not fips:
+        return "No instance had been made yet."
+    names = ", ".join(Instance.objects.filter(server_id__in=row.server_ids).values_list("name", flat=True)) \
+        or ", ".join(row.server_ids)
+    parts = [f"{servers} instance{'s' if servers != 1 else ''} ({names})" if servers else "",
+             f"{fips} public IP{'s' if fips != 1 else ''}" if fips else ""]
+    return (f"Left in the cloud: {' and '.join(p for p in parts if p)}; they show in your lists, where you can "
+            "delete them.")
 
 
 def _after_active(row: LaunchRequest, servers: list[compute.Server], scope: Scope) -> LaunchRequest:
     """The steps once every server is ACTIVE. A failure here keeps the servers and names the step."""
     if row.assign_floating_ip:
-        row = status_row_progress(row=row, step=STEP_FLOATING_IP, progress=92)
+        row = status_row_progress(row=row, step=STEP_FLOATING_IP, progress=PROGRESS_ACTIVE)
         try:
             _assign_floating_ips(row, servers, scope)
-        except CloudUnavailable as exc:
-            if row.attempts < settings.PORTAL_LAUNCH_ATTEMPTS:
-                raise
-            return _fail_step(row, scope, STEP_FLOATING_IP, exc)
+        except CloudUnavailable:
+            raise  # retried by the task; at the last try launch_give_up keeps the servers
         except CloudError as exc:
             return _fail_step(row, scope, STEP_FLOATING_IP, exc)
         _mirror_refresh(row, scope)
@@ -320,7 +374,7 @@ def _fail(row: LaunchRequest, scope: Scope, message: str, detail: str = "") -> L
         launch_cleanup(row=row, scope=scope)
     except CloudError as exc:
         logger.error("launch %s: cleanup failed: %s", row.pk, exc.detail or exc)
-        message += f" Cleaning up also failed ({exc}); the sync will show anything left over."
+        message += f" Cleaning up also failed ({_sentence(str(exc)).rstrip('.')}). {_left_behind(row)}"
     else:
         message += " Nothing was left behind."
     return status_row_fail(row=row, error=message)
@@ -362,12 +416,22 @@ def launch_step_retry(*, user, launch: LaunchRequest) -> list:
     return [instance_act(user=user, instance=i, action=action) for i in todo]
 
 
+def stale_rows(model, *, stale_seconds: int, limit: int) -> list:
+    """Rows of a long operation whose chain of passes stopped: queued or running, untouched for
+    `stale_seconds` (a pass touches its row; a worker that died mid-pass leaves it). A row waiting
+    out a retry's backoff is given that long too before it counts as stale."""
+    now = timezone.now()
+    retry_cutoff = now - timedelta(seconds=stale_seconds + settings.PORTAL_CLOUD_RETRY_BACKOFF_MAX)
+    stale = model.objects.filter(state__in=["queued", "running"], updated_at__lt=now - timedelta(seconds=stale_seconds))
+    stale = stale.exclude(step__startswith="retrying", updated_at__gte=retry_cutoff)
+    return list(stale.order_by("updated_at")[:limit])
+
+
 def launch_requests_resume(*, stale_seconds: int, limit: int = 50) -> int:
-    """Re-enqueue launches whose worker died mid-flight (no progress for `stale_seconds`)."""
+    """Re-enqueue launches whose chain stopped; the new message supersedes any old one still around."""
     from .. import tasks
 
-    cutoff = timezone.now() - timedelta(seconds=stale_seconds)
-    rows = list(LaunchRequest.objects.filter(state="running", updated_at__lt=cutoff).order_by("updated_at")[:limit])
+    rows = stale_rows(LaunchRequest, stale_seconds=stale_seconds, limit=limit)
     for row in rows:
         with transaction.atomic():
             LaunchRequest.objects.filter(pk=row.pk).update(updated_at=timezone.now())

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -11,11 +10,11 @@ from django.utils import timezone
 from allocations.scopes import NoCloudAccess, member_scope
 from portal.cloud import block_storage, compute
 from portal.cloud.connection import Scope
-from portal.cloud.errors import CloudError, NotFound
-from portal.services import status_row_enqueue, status_row_fail, status_row_start
+from portal.cloud.errors import CloudError, CloudUnavailable, NotFound
+from portal.services import status_row_enqueue, status_row_fail, status_row_progress, status_row_start
 
 from ..models import ActionTarget, CloudAction, Instance, Volume
-from .actions import ActionNotAllowed, action_scope, cloud_action_error, cloud_action_finish
+from .actions import PROGRESS_CALLED, ActionNotAllowed, action_scope, cloud_action_error, cloud_action_finish
 from .sync import instance_refresh, volume_refresh
 
 META_REQUEST = "portal:request"
@@ -81,7 +80,7 @@ def volume_act(*, user, volume: Volume, action: str, params: dict | None = None)
     try:
         member_scope(user=user, allocation=volume.allocation, creating=action in ("attach", "extend", "snapshot"))
     except NoCloudAccess as exc:
-        raise ActionNotAllowed(str(exc))
+        raise ActionNotAllowed(str(exc)) from None
     if action == "extend" and int(params.get("size_gb") or 0) <= volume.size_gb:
         raise ActionNotAllowed(f"The new size must be larger than {volume.size_gb} GB.")
     if action == "detach":
@@ -94,7 +93,7 @@ def volume_act(*, user, volume: Volume, action: str, params: dict | None = None)
                 params=params, requested_by=user)
             status_row_enqueue(row=row, task=tasks.volume_action_run)
     except IntegrityError:
-        raise ActionNotAllowed("Another action on this volume is still running; wait for it to finish.")
+        raise ActionNotAllowed("Another action on this volume is still running; wait for it to finish.") from None
     return row
 
 
@@ -127,43 +126,78 @@ def _call(row: CloudAction, scope: Scope) -> None:
         block_storage.volume_delete(scope=scope, volume_id=row.target_id)
 
 
-def _wait(row: CloudAction, scope: Scope) -> None:
+def _volume(row: CloudAction, scope: Scope) -> block_storage.Volume | None:
+    try:
+        return block_storage.volume_get(scope=scope, volume_id=row.target_id)
+    except NotFound:
+        return None
+
+
+def _already_called(row: CloudAction, scope: Scope) -> bool:
+    """Did an earlier try's call reach Cinder or Nova (its answer lost)? Then it is not made again."""
+    p = row.params
+    if row.action == "create":
+        return False  # the create itself looks for the volume made with the request's key
+    vol = _volume(row, scope)
+    if vol is None:
+        return row.action == "delete"
+    attached = bool(p.get("server_id")) and any(a.server_id == p["server_id"] for a in vol.attachments)
+    if row.action == "attach":
+        return attached or vol.status in ("attaching", "reserved")
+    if row.action == "detach":
+        return not attached or vol.status == "detaching"
+    if row.action == "extend":
+        return vol.status == "extending" or vol.size_gb >= int(p["size_gb"])
+    if row.action == "snapshot":
+        name = p.get("name") or f"{row.target_name}-snapshot"
+        since = row.started_at.timestamp() - 5 if row.started_at else 0
+        return any(snap.volume_id == row.target_id and snap.name == name and snap.created_at
+                   and snap.created_at.timestamp() >= since for snap in block_storage.snapshot_list(scope=scope))
+    if row.action == "delete":
+        return vol.status in ("deleting", "deleted")
+    return False
+
+
+def _check(row: CloudAction, scope: Scope) -> bool:
+    """Does the volume show the action's outcome? Raises if it failed or took past the deadline."""
     _, done = VOLUME_ACTIONS[row.action]
-    deadline = time.time() + settings.PORTAL_ACTION_DEADLINE
-    interval = 0.5
-    while True:
-        try:
-            vol = block_storage.volume_get(scope=scope, volume_id=row.target_id)
-        except NotFound:
-            vol = None
-        if row.action == "delete" and (vol is None or vol.status == "deleted"):
-            return
-        if vol is None:
-            raise NotFound("The volume disappeared during the action.")
-        if vol.status.startswith("error"):
-            raise CloudError(ERROR_WORDS.get((row.action, vol.status), ERROR_WORDS["*"]).format(status=vol.status))
-        if vol.status in done and (row.action != "extend" or vol.size_gb >= int(row.params["size_gb"])):
-            return
-        if time.time() > deadline:
-            raise CloudError(f"The volume did not finish “{LABELS[row.action].lower()}” in time.")
-        time.sleep(interval)
-        interval = min(interval * 1.5, 3)
+    vol = _volume(row, scope)
+    if row.action == "delete" and (vol is None or vol.status == "deleted"):
+        return True
+    if vol is None:
+        raise NotFound("The volume disappeared during the action.")
+    if vol.status.startswith("error"):
+        raise CloudError(ERROR_WORDS.get((row.action, vol.status), ERROR_WORDS["*"]).format(status=vol.status))
+    if vol.status in done and (row.action != "extend" or vol.size_gb >= int(row.params["size_gb"])):
+        return True
+    if (timezone.now() - (row.started_at or timezone.now())).total_seconds() > settings.PORTAL_ACTION_DEADLINE:
+        raise CloudError(f"The volume did not finish “{LABELS[row.action].lower()}” in time.")
+    return False
 
 
 def volume_action_run(*, action_id: int) -> CloudAction:
+    """One pass of a volume action (portal.runner checks again while the row is not final)."""
     row = CloudAction.objects.select_related("allocation").get(pk=action_id)
     if row.is_final:
         return row
+    label = LABELS[row.action].lower()
     try:
         scope = action_scope(row)
     except NoCloudAccess as exc:
-        row = status_row_start(row=row, step=LABELS[row.action].lower())
+        row = status_row_start(row=row, step=label)
         return status_row_fail(row=row, error=str(exc))
-    row = status_row_start(row=row, step=LABELS[row.action].lower())
     error = ""
     try:
-        _call(row, scope)
-        _wait(row, scope)
+        if row.progress < PROGRESS_CALLED:
+            row = status_row_start(row=row, step=label)
+            if row.attempts == 1 or not _already_called(row, scope):
+                _call(row, scope)
+            row.refresh_from_db()
+            row = status_row_progress(row=row, step=label, progress=PROGRESS_CALLED)
+        if not _check(row, scope):
+            return status_row_progress(row=row, step=label)
+    except CloudUnavailable:
+        raise  # the task's retry policy
     except CloudError as exc:
         error = cloud_action_error(row=row, exc=exc)
     return cloud_action_finish(row=row, error=error, refresh=lambda r: _refresh_mirror(r, scope))

@@ -36,6 +36,7 @@ class Snapshot:
     volume_id: str
     size_gb: int
     status: str
+    created_at: datetime | None = None
 
 
 def _volume(raw) -> Volume:
@@ -93,7 +94,8 @@ def snapshot_list(*, scope: Scope) -> list[Snapshot]:
     with cloud_errors():
         conn = connection_for(scope)
         return [Snapshot(id=s.id, name=s.name or "", volume_id=s.volume_id, size_gb=int(s.size or 0),
-                         status=(s.status or "").lower()) for s in conn.block_storage.snapshots(details=True)]
+                         status=(s.status or "").lower(), created_at=_when(s.created_at))
+                for s in conn.block_storage.snapshots(details=True)]
 
 
 def snapshot_delete(*, scope: Scope, snapshot_id: str) -> None:

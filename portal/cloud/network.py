@@ -60,16 +60,29 @@ def network_list(*, scope: Scope) -> list[Network]:
         return [_network(n) for n in conn.network.networks()]
 
 
-def network_create_with_router(*, scope: Scope, name: str, cidr: str, external_network_id: str) -> Network:
-    """A private network with one subnet, routed to the external network."""
+def network_ensure_routed(*, scope: Scope, name: str, cidr: str, external_network_id: str) -> Network:
+    """The project's private network `name` with one subnet, routed to the external network.
+
+    Each part is looked up before it is made, so a call cut short (a worker that died after the
+    subnet, an answer lost after the cloud made the router) is completed by the next call instead
+    of leaving a network that has no subnet or a second one. Callers serialise it per project."""
     with cloud_errors():
         conn = connection_for(scope)
-        net = conn.network.create_network(name=name)
-        subnet = conn.network.create_subnet(network_id=net.id, name=f"{name}-subnet", ip_version=4,
-                                            cidr=cidr, dns_nameservers=["8.8.8.8"])
-        router = conn.network.create_router(name=f"{name}-router",
-                                            external_gateway_info={"network_id": external_network_id})
-        conn.network.add_interface_to_router(router, subnet_id=subnet.id)
+        net = next(iter(conn.network.networks(name=name, project_id=scope.project_id)), None) \
+            or conn.network.create_network(name=name)
+        subnet = next(iter(conn.network.subnets(network_id=net.id)), None) or conn.network.create_subnet(
+            network_id=net.id, name=f"{name}-subnet", ip_version=4, cidr=cidr, dns_nameservers=["8.8.8.8"])
+        router_name = f"{name}-router"
+        router = next(iter(conn.network.routers(name=router_name, project_id=scope.project_id)), None)
+        if router is None:
+            router = conn.network.create_router(name=router_name,
+                                                external_gateway_info={"network_id": external_network_id})
+        elif not (router.external_gateway_info or {}).get("network_id"):
+            router = conn.network.update_router(router, external_gateway_info={"network_id": external_network_id})
+        attached = any(ip.get("subnet_id") == subnet.id for port in conn.network.ports(device_id=router.id)
+                       if port.device_owner in _INTERFACE_OWNERS for ip in (port.fixed_ips or []))
+        if not attached:
+            conn.network.add_interface_to_router(router, subnet_id=subnet.id)
         return _network(conn.network.get_network(net.id))
 
 
@@ -77,7 +90,8 @@ def _group(raw) -> SecurityGroup:
     rules = tuple(SecurityGroupRule(id=r["id"], direction=r.get("direction", ""), protocol=r.get("protocol") or "any",
                                     port_min=r.get("port_range_min"), port_max=r.get("port_range_max"),
                                     remote_ip_prefix=r.get("remote_ip_prefix") or "",
-                                    ethertype=r.get("ethertype") or "IPv4", remote_group_id=r.get("remote_group_id") or "")
+                                    ethertype=r.get("ethertype") or "IPv4",
+                                    remote_group_id=r.get("remote_group_id") or "")
                   for r in (raw.security_group_rules or []))
     return SecurityGroup(id=raw.id, name=raw.name, description=raw.description or "", rules=rules)
 

@@ -234,6 +234,9 @@ CELERY_TASK_ROUTES = {
 PORTAL_CLOUD_RETRIES = env.int("PORTAL_CLOUD_RETRIES", default=8)
 PORTAL_CLOUD_RETRY_BACKOFF = env.int("PORTAL_CLOUD_RETRY_BACKOFF", default=5)
 PORTAL_CLOUD_RETRY_BACKOFF_MAX = env.int("PORTAL_CLOUD_RETRY_BACKOFF_MAX", default=300)
+# A long operation is checked again after elapsed/4 seconds, within these bounds (portal.runner).
+PORTAL_RECHECK_MIN = env.float("PORTAL_RECHECK_MIN", default=0.5)
+PORTAL_RECHECK_MAX = env.float("PORTAL_RECHECK_MAX", default=10.0)
 CELERY_BEAT_SCHEDULE = {
     "fail-stale-operations": {
         "task": "portal.tasks.fail_stale_operations",
@@ -300,7 +303,7 @@ PORTAL_SYNC_CLOCK_SKEW = env.int("PORTAL_SYNC_CLOCK_SKEW", default=5)
 PORTAL_SYNC_SOON_SECONDS = env.int("PORTAL_SYNC_SOON_SECONDS", default=2)  # pages in flux sync this often
 PORTAL_LAUNCH_MAX_COUNT = env.int("PORTAL_LAUNCH_MAX_COUNT", default=10)
 PORTAL_LAUNCH_DEADLINE = env.int("PORTAL_LAUNCH_DEADLINE", default=600)  # seconds a server may stay in BUILD
-PORTAL_LAUNCH_ATTEMPTS = env.int("PORTAL_LAUNCH_ATTEMPTS", default=6)  # tries while the cloud is unreachable
+
 PORTAL_LAUNCH_STALE_SECONDS = env.int("PORTAL_LAUNCH_STALE_SECONDS", default=120)  # then a launch is re-enqueued
 PORTAL_ACTION_DEADLINE = env.int("PORTAL_ACTION_DEADLINE", default=300)
 PORTAL_INSTANCE_PAGE_SIZE = env.int("PORTAL_INSTANCE_PAGE_SIZE", default=50)  # rows per page of the instance list

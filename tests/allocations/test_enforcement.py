@@ -66,3 +66,23 @@ def test_low_balance_warnings_at_25_and_10_percent_are_sent_once(allocation, clo
     enforcement.allocations_enforce(now=timezone.now())
     subjects = [m.subject for m in mailoutbox]
     assert len(subjects) == 2 and "25% of SUs left" in subjects[0] and "10% of SUs left" in subjects[1]
+
+
+def test_the_purge_waits_for_nothing_and_later_sweeps_delete_what_was_left(allocation, monkeypatch):
+    left = [{"servers": 0, "floating_ips": 0, "volumes": 0, "volumes_waiting": 2},  # at the purge
+            {"servers": 0, "floating_ips": 0, "volumes": 2, "volumes_waiting": 0},  # an hour later
+            {"servers": 0, "floating_ips": 0, "volumes": 0, "volumes_waiting": 0}]
+    calls = []
+    monkeypatch.setattr("portal.cloud.admin.project_instances_quota_set", lambda project_id, instances: None)
+    monkeypatch.setattr("portal.cloud.usage.server_shelve_all", lambda scope: [])
+    monkeypatch.setattr("portal.cloud.usage.project_resources_delete", lambda scope: calls.append(1) or left.pop(0))
+    spend(allocation, 10000)
+    start = timezone.now()
+    enforcement.allocations_enforce(now=start)
+    enforcement.allocations_enforce(now=start + timedelta(days=10))
+    assert enforcement.allocations_enforce(now=start + timedelta(days=30)) == {allocation.pk: "purged"}
+    assert enforcement.allocations_enforce(now=start + timedelta(days=30, hours=1)) == {
+        allocation.pk: "purged what was left"}
+    assert enforcement.allocations_enforce(now=start + timedelta(days=30, hours=2)) == {}
+    assert enforcement.allocations_enforce(now=start + timedelta(days=32)) == {}  # a day on, no more sweeps
+    assert len(calls) == 3

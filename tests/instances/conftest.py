@@ -156,8 +156,6 @@ def cloud(monkeypatch):
                         lambda **kw: network.SecurityGroup("sg-new", kw["name"], "", ()))
     monkeypatch.setattr(network, "security_group_rule_create", lambda **kw: None)
     monkeypatch.setattr(block_storage, "volume_list", counted("volume_list", []))
-    monkeypatch.setattr("instances.services.launch.time.sleep", lambda s: None)
-    monkeypatch.setattr("instances.services.actions.time.sleep", lambda s: None)
     # The project's quota (issue 14, part B): roomy unless a test sets cloud.quota to its own rows.
     fake.quota = roomy_quota()
 

@@ -128,7 +128,9 @@ def test_every_action_changes_the_servers_real_state_in_nova(member_client, inst
     # delete
     done = act(member_client, instance, "delete")
     assert done.state == "succeeded"
-    assert nova(pid).find_server(server_id, ignore_missing=True) is None
+    # Nova said DELETED; the record goes a moment later
+    wait_for(lambda: nova(pid).find_server(server_id, ignore_missing=True) is None, timeout=30,
+             message="the server gone from Nova")
     connection_get(project_id=pid).image.delete_image(
         connection_get(project_id=pid).image.find_image("acted-snap"), ignore_missing=True)
 
