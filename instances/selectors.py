@@ -17,10 +17,20 @@ def project_ids_for_user(*, user) -> list[str]:
                 .values_list("openstack_project_id", flat=True))
 
 
+# What a row of the instance list shows (templates/instances/list.html, its tbody): the list page
+# and its poll read these columns only, not the whole mirrored server, creator and allocation.
+ROW_FIELDS = ("allocation_id", "server_id", "name", "status", "task_state", "flavor_name", "vgpus", "gpu_fraction",
+              "gpu_memory_gb", "image_name", "addresses", "is_locked", "cloud_created_at", "created_by_id",
+              "created_by__email", "created_by__username", "allocation__title")
+
+
 def instance_list_for_user(*, user, allocation=None, mine: bool = False, search: str = "",
-                           sort: str = "name") -> QuerySet[Instance]:
-    """Live instances in the user's projects (or one allocation's), made in the portal or not."""
+                           sort: str = "name", rows_only: bool = False) -> QuerySet[Instance]:
+    """Live instances in the user's projects (or one allocation's), made in the portal or not;
+    `rows_only`: with only what the list's rows show (ROW_FIELDS)."""
     qs = Instance.objects.filter(deleted_at__isnull=True, allocation__memberships__user=user)
+    if rows_only:
+        qs = qs.only(*ROW_FIELDS)
     if allocation is not None:
         qs = qs.filter(allocation=allocation)
     if mine:
@@ -34,7 +44,8 @@ def instance_rows_for_user(*, user, ids, allocation=None) -> list[Instance]:
     """The live instances among `ids` (primary keys) the user may see, in the order given: the rows
     a page of the list shows, read again for its poll (one query, whatever the page's size)."""
     ids = list(ids)
-    found = {i.pk: i for i in instance_list_for_user(user=user, allocation=allocation).filter(pk__in=ids)}
+    found = {i.pk: i for i in instance_list_for_user(user=user, allocation=allocation, rows_only=True)
+             .filter(pk__in=ids)}
     return [found[pk] for pk in ids if pk in found]
 
 

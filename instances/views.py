@@ -31,7 +31,7 @@ def instance_list(request):
     search = request.GET.get("q", "").strip()[:100]
     sort = request.GET.get("sort", "name")
     found = selectors.instance_list_for_user(user=request.user, allocation=allocation, mine=mine, search=search,
-                                             sort=sort)
+                                             sort=sort, rows_only=True)
     page = Paginator(found, settings.PORTAL_INSTANCE_PAGE_SIZE).get_page(request.GET.get("page"))
     kept = request.GET.copy()  # the project, filters and sort, kept by the page links
     kept.pop("page", None)
