@@ -16,6 +16,19 @@ def nova_servers(project_id: str) -> list:
     return list(nova(project_id).servers(details=True))
 
 
+def wait_nova_empty(project_id: str, timeout: float = 90) -> None:
+    """Until the project holds no server in Nova. A delete the portal saw succeed (the server DELETED,
+    or gone from the API) still takes nova-compute a while to finish, longer on a busy cloud."""
+    wait_for(lambda: not nova_servers(project_id), timeout=timeout, interval=1,
+             message=f"project {project_id} to hold no servers in Nova")
+
+
+def wait_nova_gone(project_id: str, server_id: str, timeout: float = 90) -> None:
+    """Until Nova no longer finds the server (see wait_nova_empty)."""
+    wait_for(lambda: nova(project_id).find_server(server_id, ignore_missing=True) is None, timeout=timeout,
+             interval=1, message=f"server {server_id} to be gone from Nova")
+
+
 def launch_via_form(client, allocation, **fields) -> LaunchRequest:
     """Post the launch form as a user would and return the request it made."""
     flavor_name = fields.pop("flavor")

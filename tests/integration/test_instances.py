@@ -18,6 +18,7 @@ from tests.instances.integration_support import (
     nova_servers,
     start_worker,
     wait_final,
+    wait_nova_empty,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -92,7 +93,7 @@ def test_a_flavor_asking_for_more_vgpus_than_exist_fails_clearly_and_leaves_noth
     assert row.state == "failed"
     page = member_client.get(reverse("instances:launch_detail", args=[row.pk])).content.decode()
     assert "No host has capacity for this flavor" in page
-    assert nova_servers(instances_allocation.openstack_project_id) == []
+    wait_nova_empty(instances_allocation.openstack_project_id)  # the failed launch deletes its server
 
 
 def test_every_action_changes_the_servers_real_state_in_nova(member_client, instances_allocation,
