@@ -42,6 +42,8 @@ PLANS = {
 }
 SERVERS_PER_PLAN = 5
 RETRYING = re.compile(r"retrying \(\d+/\d+\): [\w ]+ unavailable")
+# The words a person reads for the four faulted services (portal.services.CLOUD_SERVICE_WORDS).
+NAMED = re.compile(r"retrying \(\d+/\d+\): (Compute|Network|Block storage|Image) unavailable")
 DEADLINE_LAUNCHES = 150
 DEADLINE_ACTIONS = 90
 
@@ -223,6 +225,9 @@ def test_twenty_launches_and_forty_actions_converge_through_a_fifth_of_requests_
     if not retrying:
         problems.append("no status row ever showed 'retrying (n/N): … unavailable'; steps seen: "
                         f"{sorted({s for steps in story.steps.values() for s in steps})}")
+    elif not any(NAMED.search(step) for steps in retrying.values() for step in steps):
+        problems.append("the rows said they were retrying but never which service did not answer: "
+                        f"{sorted({step for steps in retrying.values() for step in steps})[:6]}")
 
     print(f"\nfault proxy: {proxy.summary()}")
     print("faults by request:", ", ".join(f"{kind} {req} ×{n}" for (kind, req), n in
