@@ -16,7 +16,7 @@ WORKER_QUEUES ?= $(PORTAL_DEFAULT_QUEUE),$(PORTAL_CLOUD_QUEUE),$(PORTAL_SYNC_QUE
 USE_DEVCLOUD := $(if $(filter-out devcloud-admin,$(OS_CLOUD)),,yes)
 
 .PHONY: help setup venv services chromium devcloud devcloud-down migrate demo run worker beat \
-        test test-unit lock vendor bench clean
+        test test-unit lock vendor bench clean slurm-tools
 
 help:
 	@echo "make run    set up and serve the portal on http://127.0.0.1:8000"
@@ -37,6 +37,10 @@ services:
 
 chromium:
 	@scripts/ensure-chromium.sh
+
+# Debian's cloud-init, slurm-wlm and munge: the cluster tests check what the portal renders with them.
+slurm-tools:
+	@scripts/ensure-slurm.sh
 
 devcloud:
 	@if [ -x devcloud/devcloud ]; then devcloud/devcloud up; else echo "no devcloud/ in this checkout"; fi
@@ -69,7 +73,7 @@ beat: venv
 # The linter first (ruff, configured in pyproject.toml): it takes a second and fails before the
 # long run does. pytest-django prefers DJANGO_SETTINGS_MODULE from the environment over
 # pyproject.toml: pin it.
-test: setup chromium sso-provider
+test: setup chromium sso-provider slurm-tools
 	$(BIN)/ruff check .
 	DJANGO_SETTINGS_MODULE=portal.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -82,7 +86,7 @@ tests/sso/node_modules/.installed: tests/sso/package.json tests/sso/package-lock
 	cd tests/sso && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
 	touch $@
 
-test-unit: venv services
+test-unit: venv services slurm-tools
 	$(BIN)/ruff check .
 	DJANGO_SETTINGS_MODULE=portal.settings.test $(BIN)/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
 

@@ -311,3 +311,10 @@ CELERY_BEAT_SCHEDULE["instances-sync"] = {"task": "instances.tasks.sync_all_proj
                                           "schedule": PORTAL_SYNC_INTERVAL}
 CELERY_BEAT_SCHEDULE["instances-resume-stale-launches"] = {"task": "instances.tasks.resume_stale_launches",
                                                            "schedule": 60.0}
+
+# --- Slurm clusters (clusters/) ----------------------------------------------------------
+# The address a cluster's head node calls back (its resume/suspend programs and reports).
+PORTAL_PUBLIC_URL = env("PORTAL_PUBLIC_URL", default="http://127.0.0.1:8000")
+# slurm.conf ResumeTimeout / SuspendTimeout: a worker boots and installs slurmd + Apptainer first.
+PORTAL_CLUSTER_RESUME_TIMEOUT = env.int("PORTAL_CLUSTER_RESUME_TIMEOUT", default=1800)
+PORTAL_CLUSTER_SUSPEND_TIMEOUT = env.int("PORTAL_CLUSTER_SUSPEND_TIMEOUT", default=120)

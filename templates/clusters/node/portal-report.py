@@ -1,0 +1,35 @@
+{% autoescape off %}#!/usr/bin/python3
+"""Reports cluster "{{ cluster.name }}"'s nodes and jobs to the research cloud portal (run every
+30 s by portal-report.timer): what `sinfo` says of each node and `squeue` of each job."""
+import json
+import subprocess
+import urllib.request
+
+PORTAL = {{ portal_url_json }}
+CLUSTER = {{ cluster.pk }}
+TOKEN_FILE = {{ token_file_json }}
+SINFO = {{ sinfo_json }}
+SQUEUE = {{ squeue_json }}
+
+
+def rows(command):
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return [line.split("|") for line in done.stdout.splitlines() if line.strip()]
+
+
+def main():
+    nodes = [{"name": n, "state": s, "reason": r} for n, s, r in rows([SINFO, "-h", "-N", "-o", "%N|%T|%E"])]
+    jobs = [{"id": i, "state": s, "user": u, "name": n, "nodes": c}
+            for i, s, u, n, c in rows([SQUEUE, "-h", "-o", "%i|%T|%u|%j|%D"])]
+    with open(TOKEN_FILE) as f:
+        token = f.read().strip()
+    request = urllib.request.Request(
+        f"{PORTAL}/api/v1/clusters/{CLUSTER}/report/", data=json.dumps({"nodes": nodes, "jobs": jobs}).encode(),
+        method="POST", headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30):
+        pass
+
+
+if __name__ == "__main__":
+    main()
+{% endautoescape %}
