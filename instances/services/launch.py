@@ -140,24 +140,32 @@ def security_group_ensure_default(*, scope: Scope) -> str:
 def _create_servers(row: LaunchRequest, scope: Scope) -> LaunchRequest:
     """Make the servers not made yet. The row stays locked meanwhile, so a second delivery of the
     same message waits, then finds them by the request's key instead of making them again."""
+    network_id, groups = _project_setup(row, scope)
     with transaction.atomic():
         LaunchRequest.objects.select_for_update().get(pk=row.pk)
-        return _create_missing(row, scope)
+        existing = _tagged(row, scope)
+        if len(existing) < row.count:
+            _create_missing(row, scope, existing, network_id, groups)
+        else:
+            LaunchRequest.objects.filter(pk=row.pk).update(server_ids=[s.id for s in existing.values()])
+    row.refresh_from_db()
+    return row
 
 
-def _create_missing(row: LaunchRequest, scope: Scope) -> LaunchRequest:
-    existing = _tagged(row, scope)
-    missing = [i for i in range(1, row.count + 1) if i not in existing]
-    if not missing:
-        LaunchRequest.objects.filter(pk=row.pk).update(server_ids=[s.id for s in existing.values()])
-        row.refresh_from_db()
-        return row
+def _project_setup(row: LaunchRequest, scope: Scope) -> tuple[str, list[str]]:
+    """The network and security groups the servers get. One launch at a time sets a project up (a
+    lock held only for this, committed before any server is made), so concurrent first launches
+    make one network and one group; later launches find them and pass at once."""
     with transaction.atomic():
-        # One launch at a time sets a project up, so concurrent first launches make one network and group.
         ProjectSync.objects.get_or_create(project_id=row.project_id)
         ProjectSync.objects.select_for_update().get(project_id=row.project_id)
         network_id = _network_id(row, scope)
         groups = row.security_groups or ["default", security_group_ensure_default(scope=scope)]
+    return network_id, groups
+
+
+def _create_missing(row: LaunchRequest, scope: Scope, existing: dict, network_id: str, groups: list[str]) -> None:
+    missing = [i for i in range(1, row.count + 1) if i not in existing]
     key_name = keypair_for(scope=scope, key=row.ssh_key) if row.ssh_key else ""
     for index in missing:
         server = compute.server_create(
@@ -167,8 +175,6 @@ def _create_missing(row: LaunchRequest, scope: Scope) -> LaunchRequest:
             metadata={compute.META_REQUEST: str(row.idempotency_key), compute.META_INDEX: str(index)})
         existing[index] = server
         LaunchRequest.objects.filter(pk=row.pk).update(server_ids=[s.id for s in existing.values()])
-    row.refresh_from_db()
-    return row
 
 
 def keypair_for(*, scope: Scope, key) -> str:

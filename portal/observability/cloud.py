@@ -80,6 +80,8 @@ def _failed(call: CloudCall, exc: Exception) -> None:
                 type(exc).__name__, service, cloud_request_id or "-", detail)
     with contextlib.suppress(AttributeError):
         exc._portal_observed = True
+        if service not in ("unknown", "other") and not getattr(exc, "service", ""):
+            exc.service = service  # which service did not answer, for the words on a status row
 
 
 def _service_of(session, url: str, kwargs: dict) -> str:
