@@ -2,6 +2,8 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
+from clusters import api as clusters_api
+
 from . import views_pages
 from .views import allocations, instances, resources
 from .views.base import NotFoundView
@@ -35,6 +37,12 @@ urlpatterns = [
          name="security-group-detail"),
     path("api/v1/floating-ips/", resources.FloatingIPList.as_view(), name="floating-ip-list"),
     path("api/v1/floating-ips/<str:ip_id>/", resources.FloatingIPDetail.as_view(), name="floating-ip-detail"),
+    # A cluster head's own calls (clusters/api.py), with its cluster token only.
+    path("api/v1/clusters/<int:pk>/nodes/<str:name>/resume/", clusters_api.NodeResume.as_view(),
+         name="cluster-node-resume"),
+    path("api/v1/clusters/<int:pk>/nodes/<str:name>/suspend/", clusters_api.NodeSuspend.as_view(),
+         name="cluster-node-suspend"),
+    path("api/v1/clusters/<int:pk>/report/", clusters_api.Report.as_view(), name="cluster-report"),
     # Last: any other API URL (a negative or non-numeric id, a typo) is a 404 problem, not a page.
     re_path(r"^api/v1/", NotFoundView.as_view(), name="not-found"),
 ]

@@ -208,6 +208,14 @@ def server_delete(*, scope: Scope, server_id: str) -> None:
         conn.compute.delete_server(server_id, ignore_missing=True)
 
 
+def server_metadata_set(*, scope: Scope, server_id: str, metadata: dict) -> None:
+    """Add or update these metadata keys on a server (others are kept), e.g. the cluster a server
+    belongs to. Metadata is for finding things again; it decides nothing (anyone can write it)."""
+    with cloud_errors():
+        conn = connection_for(scope)
+        conn.compute.set_server_metadata(server_id, **metadata)
+
+
 def server_fault_error(server: Server) -> CloudError:
     """The portal's exception for a server that ended in ERROR, from Nova's fault message."""
     fault = server.fault or "The server failed to build."

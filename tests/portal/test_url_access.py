@@ -26,6 +26,7 @@ from django.urls import URLResolver, get_resolver, resolve, reverse
 
 from allocations.models import Allocation, ApplicationCredential, Invitation, KeystoneIdentity, LedgerEntry, Membership
 from api.models import ApiToken, IdempotentRequest
+from clusters.models import Cluster, ClusterEvent, ClusterNode, ClusterOperation
 from instances.models import CloudAction, Instance, LaunchRequest, SSHKey, Volume
 from portal.cloud import identity
 from portal.models import Operation
@@ -252,6 +253,12 @@ REGISTRY.update({
                                    data=lambda o: {"allocation": o.allocation.pk}),
     "api:floating-ip-detail": Access(API, _api("/api/v1/floating-ips/{}/", lambda o: o.ip_id,
                                                query=lambda o: f"?allocation={o.allocation.pk}"), ("DELETE",)),
+    # A cluster head's calls (clusters/api.py): only that cluster's own token; a person's token is a 404.
+    "api:cluster-node-resume": Access(API, _api("/api/v1/clusters/{}/nodes/w1/resume/", lambda o: o.cluster.pk), POST),
+    "api:cluster-node-suspend": Access(API, _api("/api/v1/clusters/{}/nodes/w1/suspend/", lambda o: o.cluster.pk),
+                                       POST),
+    "api:cluster-report": Access(API, _api("/api/v1/clusters/{}/report/", lambda o: o.cluster.pk), POST,
+                                 data=lambda o: {"nodes": [{"name": "w1", "state": "idle~"}], "jobs": []}),
     # any other /api/v1/ URL, e.g. an id that is not a positive number: 404 problem details
     "api:not-found": Access(API, _api("/api/v1/instances/-{}/", lambda o: o.instance.pk), GET_POST),
 })
@@ -264,13 +271,31 @@ def theirs(theirs):
 
     theirs.invitation, _ = _invitation_create(allocation=theirs.allocation, email="invitee-theirs@example.org",
                                               role="member", by=theirs.allocation.pi)
+    theirs.cluster = _their_cluster(theirs)
     return theirs
+
+
+def _their_cluster(theirs):
+    """A ready cluster of the other allocation, with its head and one worker node (clusters/)."""
+    from clusters.models import Cluster, ClusterNode
+    from clusters.rendering import munge_key_new
+    from clusters.services import token_hash
+
+    cluster = Cluster.objects.create(
+        allocation=theirs.allocation, created_by=theirs.allocation.pi, name="theirs-cluster", image_id="img-ubuntu",
+        image_family="ubuntu", head_flavor_id="f-m3-small", head_flavor_name="m3.small", worker_flavor_id="f-m3-quad",
+        worker_flavor_name="m3.quad", worker_vcpus=4, worker_ram_mb=15360, max_workers=1, state="ready",
+        encrypted_munge_key=munge_key_new(), token_hash=token_hash("rcc_theirs-cluster-token"))
+    ClusterNode.objects.create(cluster=cluster, name="head", role="head", state="active", server_id="srv-head")
+    ClusterNode.objects.create(cluster=cluster, name="w1", role="worker")
+    return cluster
 
 
 # --- Helpers ----------------------------------------------------------------------------------
 
 WATCHED = (Allocation, Membership, KeystoneIdentity, LedgerEntry, ApplicationCredential, Instance, Volume,
-           LaunchRequest, CloudAction, SSHKey, Operation, Invitation, ApiToken, IdempotentRequest)
+           LaunchRequest, CloudAction, SSHKey, Operation, Invitation, ApiToken, IdempotentRequest, Cluster, ClusterNode,
+           ClusterEvent, ClusterOperation)
 
 
 def rows() -> dict[str, list[dict]]:
