@@ -5,6 +5,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -156,12 +157,25 @@ def _project_setup(row: LaunchRequest, scope: Scope) -> tuple[str, list[str]]:
     """The network and security groups the servers get. One launch at a time sets a project up (a
     lock held only for this, committed before any server is made), so concurrent first launches
     make one network and one group; later launches find them and pass at once."""
-    with transaction.atomic():
-        ProjectSync.objects.get_or_create(project_id=row.project_id)
-        ProjectSync.objects.select_for_update().get(project_id=row.project_id)
-        network_id = _network_id(row, scope)
-        groups = row.security_groups or ["default", security_group_ensure_default(scope=scope)]
-    return network_id, groups
+    if row.network_id and row.security_groups:
+        return row.network_id, list(row.security_groups)
+    automatic = f"instances:project-setup:{row.project_id}" if not (row.network_id or row.security_groups) else ""
+    found = cache.get(automatic) if automatic else None
+    if found is None:
+        with transaction.atomic():
+            ProjectSync.objects.get_or_create(project_id=row.project_id)
+            ProjectSync.objects.select_for_update().get(project_id=row.project_id)
+            found = cache.get(automatic) if automatic else None  # made by the launch that held the lock
+            if found is None:
+                found = (_network_id(row, scope),
+                         row.security_groups or ["default", security_group_ensure_default(scope=scope)])
+                if automatic:  # the launches of a class's start share one look at the project
+                    cache.set(automatic, found, settings.PORTAL_PROJECT_SETUP_CACHE_SECONDS)
+    network_id, groups = found
+    # What was chosen stays on the row: a later pass (a retry, a resumed launch) asks the cloud no more.
+    LaunchRequest.objects.filter(pk=row.pk).update(network_id=network_id, security_groups=list(groups))
+    row.network_id, row.security_groups = network_id, list(groups)
+    return network_id, list(groups)
 
 
 def _create_missing(row: LaunchRequest, scope: Scope, existing: dict, network_id: str, groups: list[str]) -> None:

@@ -237,6 +237,8 @@ PORTAL_CLOUD_RETRY_BACKOFF_MAX = env.int("PORTAL_CLOUD_RETRY_BACKOFF_MAX", defau
 # A long operation is checked again after elapsed/4 seconds, within these bounds (portal.runner).
 PORTAL_RECHECK_MIN = env.float("PORTAL_RECHECK_MIN", default=0.5)
 PORTAL_RECHECK_MAX = env.float("PORTAL_RECHECK_MAX", default=10.0)
+# Seconds the network and groups an "Automatic" launch found in a project are reused by the next ones.
+PORTAL_PROJECT_SETUP_CACHE_SECONDS = env.int("PORTAL_PROJECT_SETUP_CACHE_SECONDS", default=60)
 CELERY_BEAT_SCHEDULE = {
     "fail-stale-operations": {
         "task": "portal.tasks.fail_stale_operations",
