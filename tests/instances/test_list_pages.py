@@ -28,7 +28,7 @@ def servers(cloud, allocation, n: int, **kw):
 
 
 def row_names(html: str) -> list[str]:
-    return re.findall(r'data-testid="instance-row".*?<a href="/instances/\d+/">([^<]+)</a>', html, re.S)
+    return re.findall(r'data-testid="instance-row".*?<a href="/instances/\d+/">([^<]+)</a>', html, re.DOTALL)
 
 
 def page_links(html: str) -> dict[str, str]:
