@@ -8,5 +8,4 @@ class ClustersConfig(AppConfig):
     def ready(self):
         from portal.registry import NavEntry, add_nav_entry
 
-        # Shown disabled until the app has its pages (issue 10): "clusters:list" does not resolve yet.
         add_nav_entry(NavEntry("Clusters", "clusters:list", order=40))

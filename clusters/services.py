@@ -103,7 +103,7 @@ def cluster_create(*, user, allocation, name: str, image_id: str, image_name: st
             image_family=family, head_flavor_id=head_flavor.id, head_flavor_name=head_flavor.name,
             head_vcpus=head_flavor.vcpus, worker_flavor_id=worker_flavor.id, worker_flavor_name=worker_flavor.name,
             worker_vcpus=worker_flavor.vcpus, worker_ram_mb=worker_flavor.ram_mb,
-            worker_gpus=1 if compute.GPU_SPEC in (worker_flavor.extra_specs or {}) else 0,
+            worker_gpus=worker_flavor.vgpus or int(worker_flavor.is_gpu),
             max_workers=max_workers, idle_minutes=idle_minutes, ssh_key=ssh_key,
             encrypted_munge_key=rendering.munge_key_new(), token_hash=token_hash(raw))
         head = ClusterNode.objects.create(cluster=cluster, name=HEAD_NODE, role=NodeRole.HEAD,
@@ -184,6 +184,8 @@ def node_resume(*, cluster: Cluster, name: str) -> ClusterNode:
 
 
 def _worker_refusal_or_launch(cluster: Cluster, node: ClusterNode) -> tuple[str, int] | None:
+    if node.name not in cluster.worker_names():
+        return f"The cluster may have up to {cluster.max_workers} workers; {node.name} is beyond that.", 409
     reason, status = worker_refusal(cluster=cluster)
     if reason:
         return reason, status

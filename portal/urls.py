@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("instances.urls")),
     path("accounts/", include("allauth.urls")),
     path("", include("allocations.urls")),
+    path("", include("clusters.urls")),
     path("", include("api.urls")),
     path("admin/", admin.site.urls),
 ]

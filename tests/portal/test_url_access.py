@@ -198,6 +198,16 @@ REGISTRY: dict[str, Access] = {
                                             POST),
     "allocations:credential_download": Access(MEMBERS, url("allocations:credential_download",
                                                            lambda o: o.download_token)),
+    # Slurm clusters (clusters/)
+    "clusters:list": Access(PERSONAL, url("clusters:list"), why="the clusters of the person's own allocations"),
+    "clusters:create": Access(MEMBERS, in_project("clusters:create"), GET_POST, data=lambda o: {
+        "project": o.allocation.pk, "name": "grabbed", "image": "img-ubuntu", "head_flavor": "f-m3-small",
+        "worker_flavor": "f-m3-quad", "max_workers": 2, "idle_minutes": 10}),
+    "clusters:cost": Access(MEMBERS, in_project("clusters:cost", "&head_flavor=f-m3-small&worker_flavor=f-m3-quad")),
+    "clusters:detail": Access(MEMBERS, url("clusters:detail", lambda o: o.cluster.pk)),
+    "clusters:max_workers": Access(MEMBERS, url("clusters:max_workers", lambda o: o.cluster.pk), POST,
+                                   data=lambda o: {"max_workers": 1}),
+    "clusters:delete": Access(MEMBERS, url("clusters:delete", lambda o: o.cluster.pk), POST),
 }
 
 # The REST API (api/): a program authenticates with a personal token; anonymous calls get 401
