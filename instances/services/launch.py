@@ -1,13 +1,14 @@
 """Launching servers: the request row, and the provisioning that cannot duplicate or leak."""
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -26,7 +27,7 @@ from portal.services import (
     status_row_succeed,
 )
 
-from ..models import Instance, LaunchRequest, ProjectSync
+from ..models import Instance, LaunchRequest
 from .sync import instances_upsert
 
 DEFAULT_GROUP = "ssh-icmp"
@@ -163,8 +164,7 @@ def _project_setup(row: LaunchRequest, scope: Scope) -> tuple[str, list[str]]:
     found = cache.get(automatic) if automatic else None
     if found is None:
         with transaction.atomic():
-            ProjectSync.objects.get_or_create(project_id=row.project_id)
-            ProjectSync.objects.select_for_update().get(project_id=row.project_id)
+            _project_setup_lock(row.project_id)
             found = cache.get(automatic) if automatic else None  # made by the launch that held the lock
             if found is None:
                 found = (_network_id(row, scope),
@@ -176,6 +176,15 @@ def _project_setup(row: LaunchRequest, scope: Scope) -> tuple[str, list[str]]:
     LaunchRequest.objects.filter(pk=row.pk).update(network_id=network_id, security_groups=list(groups))
     row.network_id, row.security_groups = network_id, list(groups)
     return network_id, list(groups)
+
+
+def _project_setup_lock(project_id: str) -> None:
+    """A PostgreSQL advisory lock for setting up one project, held until the transaction ends. Not
+    a row lock on the project's sync row: the mirror sync, which updates that row, never waits on it."""
+    key = int.from_bytes(hashlib.blake2b(f"launch-setup:{project_id}".encode(), digest_size=8).digest(), "big",
+                         signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
 def _create_missing(row: LaunchRequest, scope: Scope, existing: dict, network_id: str, groups: list[str]) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import openstack
 from django.conf import settings
+from keystoneauth1 import exceptions as ksa_exc
 from openstack import config as os_config
 
 from portal.observability import instrument_session
@@ -95,6 +96,42 @@ def _auth_for(scope: Scope, cloud: dict) -> dict:
             "user_domain_name": scope.identity.user_domain, "project_id": scope.project_id}
 
 
+# A read that the network dropped, or that the cloud answered 502/503/504, is sent again at once
+# this many times before the gateway calls the cloud unavailable. Writes never are: a create whose
+# answer was lost may have happened, and the services look before they make it again.
+READ_RETRIES = 2
+_RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+def retry_reads(session) -> None:
+    """Wrap `session.request` (keystoneauth) to repeat failed GET and HEAD requests at once."""
+    if session is None or getattr(session, "_portal_retries_reads", False):
+        return
+    send = session.request
+
+    def request(url, method, **kwargs):
+        if method.upper() not in ("GET", "HEAD"):
+            return send(url, method, **kwargs)
+        for attempt in range(READ_RETRIES + 1):
+            last = attempt == READ_RETRIES
+            try:
+                response = send(url, method, **kwargs)
+            except ksa_exc.RetriableConnectionFailure:
+                if last:
+                    raise
+                continue
+            except ksa_exc.HttpError as exc:
+                if last or exc.http_status not in _RETRY_STATUSES:
+                    raise
+                continue
+            if last or response.status_code not in _RETRY_STATUSES:
+                return response
+        return response
+
+    session.request = request
+    session._portal_retries_reads = True
+
+
 def service_home_scope() -> Scope:
     """The service user in its own project (for calls that concern no allocation: health, catalog)."""
     with _lock:
@@ -105,6 +142,7 @@ def service_home_scope() -> Scope:
                                        api_timeout=settings.PORTAL_CLOUD_TIMEOUT)
             conn = openstack.connection.Connection(config=region)
             instrument_session(conn.session)
+            retry_reads(conn.session)
             _cache[key] = conn
     return Scope(identity=service_identity(), project_id=conn.current_project_id)
 
@@ -164,6 +202,7 @@ def connection_for(scope: Scope, *, timeout: float | None = None) -> openstack.c
             return conn
     conn = _connection_build(scope, timeout=timeout)
     instrument_session(conn.session)
+    retry_reads(conn.session)
     token_key = _token_key(scope)
     _load_token(conn, token_key)
     had = conn.session.auth.auth_ref
@@ -188,6 +227,7 @@ def admin_connection(*, timeout: float | None = None) -> openstack.connection.Co
             region = _config().get_one(cloud=settings.OS_CLOUD, api_timeout=timeout)
             conn = openstack.connection.Connection(config=region)
             instrument_session(conn.session)
+            retry_reads(conn.session)
             _cache[key] = conn
         return conn
 

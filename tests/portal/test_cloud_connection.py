@@ -57,3 +57,43 @@ def test_without_overrides_the_catalog_decides(clouds_yaml, settings):
     conn = _connection_build(person_scope(), timeout=30)
     assert not any(k.endswith("_endpoint_override") for k in _cloud_settings("plain")["endpoint_overrides"])
     assert conn.config.get_endpoint("compute") is None
+
+
+class _Session:
+    """A keystoneauth session's `request`, failing as told: each item is raised or returned."""
+
+    def __init__(self, *outcomes):
+        self.outcomes, self.sent = list(outcomes), []
+
+    def request(self, url, method, **kwargs):
+        self.sent.append(method)
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+class _Response:
+    def __init__(self, status_code):
+        self.status_code = status_code
+
+
+def test_a_dropped_or_503_read_is_sent_again_but_a_write_never_is():
+    from keystoneauth1 import exceptions as ksa_exc
+
+    from portal.cloud.connection import retry_reads
+
+    reads = _Session(ksa_exc.ConnectFailure("reset"), _Response(503), _Response(200))
+    retry_reads(reads)
+    assert reads.request("http://nova/servers", "GET").status_code == 200 and reads.sent == ["GET"] * 3
+
+    gives_up = _Session(*[ksa_exc.ConnectFailure("reset")] * 3)
+    retry_reads(gives_up)
+    with pytest.raises(ksa_exc.ConnectFailure):
+        gives_up.request("http://nova/servers", "GET")
+
+    writes = _Session(ksa_exc.ConnectFailure("reset after the cloud made it"))
+    retry_reads(writes)
+    with pytest.raises(ksa_exc.ConnectFailure):
+        writes.request("http://nova/servers", "POST", json={})
+    assert writes.sent == ["POST"]  # a lost create is looked up by the services, never blindly repeated
