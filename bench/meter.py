@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,12 +32,11 @@ import django  # noqa: E402
 django.setup()
 
 from django.db import connection  # noqa: E402
-from django.test.utils import (CaptureQueriesContext, setup_databases, setup_test_environment,  # noqa: E402
-                               teardown_databases)
+from django.test.utils import CaptureQueriesContext, setup_databases, setup_test_environment, teardown_databases  # noqa: E402
 
 PROJECTS = int(os.environ.get("BENCH_PROJECTS", "100"))
 PER_PROJECT = int(os.environ.get("BENCH_SERVERS_PER_PROJECT", "100"))
-T0 = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 FLAVORS = [("m3.quad", 4), ("m3.small", 2), ("g3.large", 16), ("r3.large", 64)]
 
 

@@ -114,7 +114,7 @@ def wait_compute(conn, timeout=120):
 
 def vgpu_providers(conn):
     root = wait_compute(conn)
-    for trait, (_frac, mem, slices) in VGPU_TYPES.items():
+    for trait, (_frac, _mem, slices) in VGPU_TYPES.items():
         placement_req(conn, "PUT", f"/traits/{trait}")
         name = f"{C.HOST}_vgpu_{trait.removeprefix('CUSTOM_').lower()}"
         found = placement_req(conn, "GET", f"/resource_providers?name={name}").json()["resource_providers"]
