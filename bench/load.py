@@ -250,6 +250,9 @@ def report(samples: list, calls: str) -> None:
         rows = pages if name == "all pages" else [s for s in samples if s[0] == name]
         if rows:
             print(f"{name:30} {len(rows):8} {sum(s[2] for s in rows):6} {ms_figures([s[1] for s in rows])}")
+    seconds = int(RUN_TIME.rstrip("s")) if RUN_TIME.endswith("s") else 0
+    if seconds:
+        print(f"pages served: {len(pages) / seconds:.1f} a second (the users ask for about {USERS / 2:.0f} a second)")
     print(f"gateway (cloud) calls made by the served portal during the run: {calls}")
     if pages:
         p95 = sorted(s[1] for s in pages)[max(1, math.ceil(0.95 * len(pages))) - 1]
