@@ -71,6 +71,7 @@ class SlurmPaths:
     node_ports: dict = field(default_factory=dict)  # node name -> its own slurmd port (one host, many slurmd)
     node_cpus: int | None = None  # node size override (a local slurmd cannot be an m3.quad)
     node_memory_mb: int | None = None
+    suspend_seconds: int | None = None  # SuspendTime override (a test cannot wait a whole idle minute)
 
 
 def munge_key_new() -> str:
@@ -98,7 +99,7 @@ def slurm_conf(cluster: Cluster, *, paths: SlurmPaths = SlurmPaths(), controller
     nodes = [{"name": n, "port": paths.node_ports.get(n), "cpus": cpus, "memory_mb": memory} for n in names]
     return render_to_string("clusters/node/slurm.conf", {
         "cluster": cluster, "controller": controller or cluster.head_hostname, "paths": paths, "nodes": nodes,
-        "node_names": _hostlist(names), "suspend_seconds": cluster.idle_minutes * 60,
+        "node_names": _hostlist(names), "suspend_seconds": paths.suspend_seconds or cluster.idle_minutes * 60,
         "resume_timeout": settings.PORTAL_CLUSTER_RESUME_TIMEOUT,
         "suspend_timeout": settings.PORTAL_CLUSTER_SUSPEND_TIMEOUT})
 
@@ -124,6 +125,7 @@ def _program_context(cluster: Cluster, paths: SlurmPaths, portal_url: str) -> di
     return {"cluster": cluster, "paths": paths,
             "portal_url_json": json.dumps((portal_url or settings.PORTAL_PUBLIC_URL).rstrip("/")),
             "token_file_json": json.dumps(paths.token_file),
+            "conf_json": json.dumps(f"{paths.conf_dir}/slurm.conf"),
             "scontrol_json": json.dumps(f"{paths.bin_dir}/scontrol"),
             "sinfo_json": json.dumps(f"{paths.bin_dir}/sinfo"), "squeue_json": json.dumps(f"{paths.bin_dir}/squeue"),
             "log_file_json": json.dumps(f"{paths.log_dir}/portal-programs.log")}

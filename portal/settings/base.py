@@ -319,4 +319,4 @@ CELERY_BEAT_SCHEDULE["instances-resume-stale-launches"] = {"task": "instances.ta
 PORTAL_PUBLIC_URL = env("PORTAL_PUBLIC_URL", default="http://127.0.0.1:8000")
 # slurm.conf ResumeTimeout / SuspendTimeout: a worker boots and installs slurmd + Apptainer first.
 PORTAL_CLUSTER_RESUME_TIMEOUT = env.int("PORTAL_CLUSTER_RESUME_TIMEOUT", default=1800)
-PORTAL_CLUSTER_SUSPEND_TIMEOUT = env.int("PORTAL_CLUSTER_SUSPEND_TIMEOUT", default=120)
+PORTAL_CLUSTER_SUSPEND_TIMEOUT = env.int("PORTAL_CLUSTER_SUSPEND_TIMEOUT", default=30)

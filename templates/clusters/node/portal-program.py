@@ -19,6 +19,7 @@ CLUSTER = {{ cluster.pk }}
 ACTION = "{{ action }}"
 TOKEN_FILE = {{ token_file_json }}
 SCONTROL = {{ scontrol_json }}
+SLURM_CONF = {{ conf_json }}
 LOG = {{ log_file_json }}
 
 
@@ -30,9 +31,13 @@ def log(message):
         pass  # slurmctld closed our stdio; a log we cannot write must not stop the call
 
 
+def scontrol(*args, check=False):
+    env = {**os.environ, "SLURM_CONF": SLURM_CONF}
+    return subprocess.run([SCONTROL, *args], capture_output=True, text=True, check=check, env=env)
+
+
 def node_names(hostlist):
-    done = subprocess.run([SCONTROL, "show", "hostnames", hostlist], capture_output=True, text=True, check=True)
-    return done.stdout.split()
+    return scontrol("show", "hostnames", hostlist, check=True).stdout.split()
 
 
 def call(node):
@@ -54,13 +59,13 @@ def call(node):
 
 
 def main():
-    os.environ.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    os.environ.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")  # slurmctld gives its programs none
     for node in node_names(sys.argv[1]):
         status, body = call(node)
         log(f"{node}: {status} {body.get('detail') or body.get('state') or ''}")
         if ACTION == "resume" and not 200 <= status < 300:
             reason = " ".join((body.get("detail") or f"the portal answered {status}").split())[:250]
-            subprocess.run([SCONTROL, "update", f"nodename={node}", "state=down", f"reason={reason}"], check=False)
+            scontrol("update", f"nodename={node}", "state=down", f"reason={reason}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 """Reports cluster "{{ cluster.name }}"'s nodes and jobs to the research cloud portal (run every
 30 s by portal-report.timer): what `sinfo` says of each node and `squeue` of each job."""
 import json
+import os
 import subprocess
 import urllib.request
 
@@ -10,10 +11,12 @@ CLUSTER = {{ cluster.pk }}
 TOKEN_FILE = {{ token_file_json }}
 SINFO = {{ sinfo_json }}
 SQUEUE = {{ squeue_json }}
+SLURM_CONF = {{ conf_json }}
 
 
 def rows(command):
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=True,
+                          env={**os.environ, "SLURM_CONF": SLURM_CONF})
     return [line.split("|") for line in done.stdout.splitlines() if line.strip()]
 
 

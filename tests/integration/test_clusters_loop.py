@@ -1,0 +1,129 @@
+"""The elastic loop, for real (issue 10): a real slurmctld with the slurm.conf and resume/suspend
+programs the portal rendered for a cluster, calling the live test server; the portal makes and
+deletes the workers' servers in the local cloud through a real Celery worker, and the harness plays
+each server's boot with a local slurmd (tests/clusters/slurm_local.py says how and why).
+
+sbatch → resume → the portal creates the server → job COMPLETED → idle → suspend → server deleted
+in Nova → node powered down again; the ledger holds the worker's charge. Two jobs at once scale to
+two workers. An allocation that cannot carry a worker refuses the resume: the node goes DOWN with
+the portal's reason and no server is made. Deleting the cluster leaves nothing in the project.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from allocations.metering import allocation_meter
+from allocations.models import LedgerEntry
+from clusters import services
+from clusters.models import Cluster, ClusterNode, ClusterState, NodeState
+from instances.models import LaunchRequest
+from tests.clusters.slurm_local import LocalSlurm
+from tests.fixtures.celery_worker import wait_for
+from tests.instances.integration_support import instances_allocation, nova_servers
+from tests.integration.test_clusters import create_cluster
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True),
+              pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("slurmctld"),
+                                 reason="needs root and Debian's slurm-wlm (scripts/ensure-slurm.sh)")]
+__all__ = ["instances_allocation"]
+
+
+def node(cluster, name) -> ClusterNode:
+    return ClusterNode.objects.get(cluster=cluster, name=name)
+
+
+def servers_of(project_id: str, prefix: str) -> list:
+    return [s for s in nova_servers(project_id) if s.name.startswith(prefix)]
+
+
+@pytest.fixture
+def slurm(live_server, instances_allocation, celery_worker_process, settings):
+    settings.PORTAL_CLUSTER_RESUME_TIMEOUT = 180
+    settings.PORTAL_CLUSTER_SUSPEND_TIMEOUT = 15  # a powering-down node is "idle%" this long
+    cluster = create_cluster(instances_allocation, name="loop", max_workers=2)
+    wait_for(lambda: node(cluster, "head").state == NodeState.ACTIVE, timeout=240, message="the head ACTIVE")
+    cluster.refresh_from_db()
+    local = LocalSlurm(cluster, token=cluster.head_token, portal_url=live_server.url, suspend_seconds=20)
+    local.start()
+    yield local
+    local.stop()
+    if os.environ.get("KEEP_SLURM_LOGS"):
+        print(local.logs())
+    local.cleanup()
+
+
+def wait_job(slurm: LocalSlurm, job: str, timeout: float = 240) -> None:
+    try:
+        wait_for(lambda: slurm.job_state(job) in ("COMPLETED", "FAILED", "CANCELLED", "NODE_FAIL", "TIMEOUT"),
+                 timeout=timeout, interval=1, message=f"job {job} to end")
+        assert slurm.job_state(job) == "COMPLETED"
+    except BaseException:
+        print(slurm.logs(), slurm.run("scontrol", "show", "job", job, check=False), slurm.run("sinfo", "-N"),
+              list(ClusterNode.objects.filter(cluster=slurm.cluster).values_list("name", "state", "reason")),
+              list(slurm.cluster.events.values_list("kind", "node_name", "reason")))
+        raise
+
+
+def test_the_elastic_loop(slurm, instances_allocation):
+    allocation, pid, cluster = instances_allocation, instances_allocation.openstack_project_id, slurm.cluster
+
+    # one job: Slurm resumes a worker, the portal makes its server, the job runs to COMPLETED
+    start = time.monotonic()
+    job = slurm.sbatch("-N1", "--wrap", "hostname")
+    wait_job(slurm, job)
+    completed = time.monotonic() - start
+    [launch] = LaunchRequest.objects.filter(name__startswith="loop-w")
+    name = launch.name.removeprefix("loop-")
+    server_id = node(cluster, name).server_id
+    assert server_id and len(servers_of(pid, "loop-w")) == 1
+    # the head's report (its timer's program, run once) reaches the cluster page's data
+    slurm.run(str(slurm.folder / "portal-report"))
+    cluster.refresh_from_db()
+    assert cluster.reported_at and {n["name"] for n in cluster.report["nodes"]} == {"w1", "w2"}
+    assert node(cluster, name).slurm_state
+
+    # idle: Slurm suspends it, the portal deletes the server, the node is powered down again
+    idle = time.monotonic()
+    wait_for(lambda: node(cluster, name).state == NodeState.POWERED_DOWN, timeout=180, interval=1,
+             message=f"{name} powered down by the portal")
+    wait_for(lambda: not servers_of(pid, f"loop-{name}"), timeout=120, message=f"loop-{name} gone from Nova")
+    deleted = time.monotonic() - idle
+    wait_for(lambda: slurm.node_state(name)[0] == "idle~", timeout=60, message=f"{name} idle~ in Slurm")
+    print(f"\nsubmit→COMPLETED {completed:.1f} s, idle→deleted {deleted:.1f} s (SuspendTime 20 s)")
+    # and the ledger holds the worker's charge
+    allocation_meter(allocation=allocation, now=timezone.now())
+    assert LedgerEntry.objects.filter(allocation=allocation, resource_id=server_id, kind="usage").exists()
+
+    # two jobs at once scale to two workers
+    jobs = [slurm.sbatch("-N1", "--exclusive", "--wrap", "sleep 3") for _ in range(2)]
+    for j in jobs:
+        wait_job(slurm, j)
+    made = set(LaunchRequest.objects.filter(name__startswith="loop-w").values_list("name", flat=True))
+    assert made == {"loop-w1", "loop-w2"}
+    wait_for(lambda: all(n.state == NodeState.POWERED_DOWN for n in cluster.nodes.filter(role="worker")),
+             timeout=180, interval=1, message="both workers powered down")
+    wait_for(lambda: not servers_of(pid, "loop-w"), timeout=120, message="no worker left in Nova")
+
+    # an allocation that cannot carry a worker: the resume is refused, the node goes DOWN with the reason
+    before = LaunchRequest.objects.filter(name__startswith="loop-w").count()
+    LedgerEntry.objects.create(allocation=allocation, kind="usage", sus=-(allocation.balance() - Decimal(5)),
+                               note="test: drained")
+    refused_job = slurm.sbatch("-N1", "--wrap", "hostname")
+    wait_for(lambda: any(slurm.node_state(n)[0].startswith("down") and "Not enough SUs" in slurm.node_state(n)[1]
+                         for n in ("w1", "w2")), timeout=120, interval=1, message="a node DOWN with the reason")
+    assert LaunchRequest.objects.filter(name__startswith="loop-w").count() == before
+    assert not servers_of(pid, "loop-w")
+    assert any(n.state == NodeState.REFUSED or "Not enough SUs" in n.reason for n in cluster.nodes.all())
+    slurm.run("scancel", refused_job)
+
+    # deleting the cluster leaves nothing in the project
+    services.cluster_delete(user=allocation.pi, cluster=cluster)
+    wait_for(lambda: Cluster.objects.get(pk=cluster.pk).state == ClusterState.DELETED, timeout=240,
+             message="the cluster deleted")
+    wait_for(lambda: not servers_of(pid, "loop-"), timeout=120, message="nothing of the cluster in Nova")
