@@ -77,6 +77,11 @@ test: setup chromium sso-provider slurm-tools
 	$(BIN)/ruff check .
 	DJANGO_SETTINGS_MODULE=portal.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The fault-injection, crash-in-every-step and saturation tests (marker `load`): minutes each.
+.PHONY: test-load
+test-load: setup
+	DJANGO_SETTINGS_MODULE=portal.settings.test $(BIN)/python -m pytest -m load $(PYTEST_ARGS)
+
 # The OpenID Connect provider the SSO browser tests sign in through (tests/sso/, pinned by its
 # lock file; after the first install nothing is fetched until the lock file changes).
 .PHONY: sso-provider

@@ -32,7 +32,7 @@ from tests.fixtures.faultproxy import fault_proxy
 from tests.instances.integration_support import provision_directly, remove_directly
 from tests.integration.cloud_checks import launch, orphans, servers_with_public_ip
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.load, pytest.mark.django_db(transaction=True)]
 __all__ = ["fault_proxy", "own_queues"]
 
 # (step, the request that does it): the worker dies once that request has succeeded upstream.
