@@ -56,6 +56,10 @@ class ClusterTokenScheme(OpenApiAuthenticationExtension):
 
 
 class NodeSerializer(serializers.ModelSerializer):
+    # Plain strings in the schema: "state" enums of other resources already take that name.
+    role = serializers.CharField(read_only=True, help_text="head or worker")
+    state = serializers.CharField(read_only=True, help_text="powered_down, building, active, deleting, refused, failed")
+
     class Meta:
         model = ClusterNode
         fields = ["name", "role", "state", "server_id", "slurm_state", "reason"]

@@ -68,6 +68,7 @@ class Cluster(models.Model):
     # The head's ResumeProgram/SuspendProgram token, limited to this cluster's API; only its hash.
     token_hash = models.CharField(max_length=64, unique=True)
     head_address = models.CharField(max_length=64, blank=True, help_text="The head's fixed IP, for workers' NFS.")
+    head_public_address = models.CharField(max_length=64, blank=True, help_text="The head's public IP, for SSH.")
     # The head's last report (sinfo/squeue summaries), and when it came.
     report = models.JSONField(default=dict, blank=True)
     reported_at = models.DateTimeField(null=True, blank=True)

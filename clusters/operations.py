@@ -17,7 +17,7 @@ from django.utils import timezone
 from allocations.scopes import NoCloudAccess, member_scope
 from instances.models import CloudAction, Instance, LaunchRequest
 from instances.services import ActionNotAllowed, instance_act
-from portal.cloud import compute
+from portal.cloud import compute, network
 from portal.cloud.errors import CloudError, CloudUnavailable
 from portal.services import status_row_fail, status_row_progress, status_row_start, status_row_succeed
 
@@ -73,9 +73,23 @@ def _launched(op: ClusterOperation) -> ClusterOperation:
     ClusterNode.objects.filter(pk=node.pk).exclude(state=NodeState.ACTIVE).update(server_id=server_id)
     if node.role == NodeRole.HEAD:
         fixed = next((a["addr"] for a in (instance.addresses if instance else []) if a.get("kind") == "fixed"), "")
-        Cluster.objects.filter(pk=cluster.pk, state=ClusterState.CREATING).update(state=ClusterState.READY,
-                                                                                  head_address=fixed)
+        Cluster.objects.filter(pk=cluster.pk, state=ClusterState.CREATING).update(
+            state=ClusterState.READY, head_address=fixed, head_public_address=_public_address(cluster, launch))
     return status_row_succeed(row=op, step="active")
+
+
+def _public_address(cluster: Cluster, launch: LaunchRequest) -> str:
+    """The head's public IP as Neutron has it (the mirror learns it from Nova a sync later)."""
+    if not launch.floating_ip_ids:
+        return ""
+    try:
+        scope = member_scope(user=cluster.created_by, allocation=cluster.allocation)
+        ips = network.floating_ip_list(scope=scope)
+    except CloudUnavailable:
+        raise
+    except (CloudError, NoCloudAccess):
+        return ""
+    return next((ip.address for ip in ips if ip.id in launch.floating_ip_ids), "")
 
 
 def _tag(cluster: Cluster, node: ClusterNode, server_id: str) -> None:
@@ -164,3 +178,19 @@ def _deleted(op: ClusterOperation) -> ClusterOperation:
     Cluster.objects.filter(pk=cluster.pk).update(state=ClusterState.DELETED, deleted_at=timezone.now())
     ClusterEvent.objects.create(cluster=cluster, kind=EventKind.DELETED, reason="Every node and the head were deleted.")
     return status_row_succeed(row=op, step="deleted")
+
+
+def operations_resume(*, stale_seconds: int, limit: int = 50) -> int:
+    from django.conf import settings
+
+    from instances.services.launch import stale_rows
+    from portal.services import status_row_enqueue
+
+    from . import tasks
+
+    rows = stale_rows(ClusterOperation, stale_seconds=stale_seconds, limit=limit)
+    for row in rows:
+        with transaction.atomic():
+            ClusterOperation.objects.filter(pk=row.pk).update(updated_at=timezone.now())
+            status_row_enqueue(row=row, task=tasks.operation_run, queue=settings.PORTAL_CLOUD_QUEUE)
+    return len(rows)

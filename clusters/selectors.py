@@ -82,7 +82,8 @@ def cluster_page(*, cluster: Cluster) -> dict:
         node.instance = instances.get(node.server_id)
         node.cloud_state = node.instance.status if node.instance and not node.instance.deleted_at else ""
     head = next((n for n in nodes if n.role == NodeRole.HEAD), None)
-    head_ip = next(iter(head.instance.floating_ips), "") if head and head.instance else ""
+    head_ip = cluster.head_public_address or (
+        next(iter(head.instance.floating_ips), "") if head and head.instance else "")
     burned = LedgerEntry.objects.filter(allocation=cluster.allocation, resource_id__in=cluster_server_ids(cluster),
                                         sus__lt=0).aggregate(total=Sum("sus"))["total"] or Decimal(0)
     report = cluster.report or {}

@@ -16,3 +16,14 @@ def operation_run(self, operation_id: int) -> None:
     from .operations import operation_pass
 
     run_pass(self, operation_id, operation_pass)
+
+
+@shared_task(acks_late=True)
+def resume_stale_operations() -> int:
+    """Beat: re-enqueue cluster operations whose chain of passes stopped (a worker died mid-pass);
+    the new message supersedes any old one still around."""
+    from django.conf import settings
+
+    from .operations import operations_resume
+
+    return operations_resume(stale_seconds=settings.PORTAL_LAUNCH_STALE_SECONDS)

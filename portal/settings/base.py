@@ -320,3 +320,5 @@ PORTAL_PUBLIC_URL = env("PORTAL_PUBLIC_URL", default="http://127.0.0.1:8000")
 # slurm.conf ResumeTimeout / SuspendTimeout: a worker boots and installs slurmd + Apptainer first.
 PORTAL_CLUSTER_RESUME_TIMEOUT = env.int("PORTAL_CLUSTER_RESUME_TIMEOUT", default=1800)
 PORTAL_CLUSTER_SUSPEND_TIMEOUT = env.int("PORTAL_CLUSTER_SUSPEND_TIMEOUT", default=30)
+CELERY_BEAT_SCHEDULE["clusters-resume-stale-operations"] = {"task": "clusters.tasks.resume_stale_operations",
+                                                            "schedule": 60.0}

@@ -60,7 +60,7 @@ def test_a_cluster_scales_through_the_portal_and_leaves_nothing(client, instance
     # then the head becomes ACTIVE, with a public IP, tagged with the cluster
     wait_for(lambda: node(cluster, "head").state == NodeState.ACTIVE, timeout=240, message="the head ACTIVE")
     cluster.refresh_from_db()
-    assert cluster.state == ClusterState.READY and cluster.head_address
+    assert cluster.state == ClusterState.READY and cluster.head_address and cluster.head_public_address
     head = connection_get(project_id=pid).compute.get_server(node(cluster, "head").server_id)
     assert head.status == "ACTIVE" and head.metadata.get("portal:cluster") == str(cluster.pk)
     assert LaunchRequest.objects.get(pk=node(cluster, "head").launch_id).user_data == ""  # key and token dropped
