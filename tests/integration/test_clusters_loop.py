@@ -127,3 +127,57 @@ def test_the_elastic_loop(slurm, instances_allocation):
     wait_for(lambda: Cluster.objects.get(pk=cluster.pk).state == ClusterState.DELETED, timeout=240,
              message="the cluster deleted")
     wait_for(lambda: not servers_of(pid, "loop-"), timeout=120, message="nothing of the cluster in Nova")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@pytest.mark.skipif(not os.environ.get("BENCH_CLUSTER_LOOPS"), reason="bench/cluster_loop.py runs it")
+def test_loop_timings(slurm, instances_allocation):
+    """bench/cluster_loop.py: N one-worker loops; submit→COMPLETED, idle→deleted, and the portal's
+    own time per resume (request in, when its scale-out event is written, to the server requested:
+    the launch row holding Nova's server id, sampled every 20 ms)."""
+    import threading
+
+    from clusters.models import ClusterEvent
+
+    pid, cluster = instances_allocation.openstack_project_id, slurm.cluster
+    requested: dict[int, float] = {}  # launch pk -> wall time its server id was first seen
+    stop = threading.Event()
+
+    def sample():
+        from django.db import connection
+        try:
+            while not stop.is_set():
+                for pk, ids in LaunchRequest.objects.filter(name__startswith="loop-w").values_list("pk", "server_ids"):
+                    if ids and pk not in requested:
+                        requested[pk] = time.time()
+                stop.wait(0.02)
+        finally:
+            connection.close()
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    completed, deleted = [], []
+    for _ in range(int(os.environ["BENCH_CLUSTER_LOOPS"])):
+        start = time.monotonic()
+        wait_job(slurm, slurm.sbatch("-N1", "--wrap", "hostname"))
+        completed.append(time.monotonic() - start)
+        idle = time.monotonic()
+        wait_for(lambda: not servers_of(pid, "loop-w") and all(
+            n.state == NodeState.POWERED_DOWN for n in cluster.nodes.filter(role="worker")), timeout=180, interval=0.5,
+            message="the worker deleted")
+        deleted.append(time.monotonic() - idle)
+        wait_for(lambda: all(slurm.node_state(n)[0] == "idle~" for n in ("w1", "w2")), timeout=60,
+                 message="nodes idle~")
+    stop.set()
+    sampler.join(timeout=5)
+    events = ClusterEvent.objects.filter(cluster=cluster, kind="scale_out").order_by("created_at")
+    launches = LaunchRequest.objects.filter(name__startswith="loop-w").order_by("created_at")
+    overhead = [requested[launch.pk] - event.created_at.timestamp()
+                for event, launch in zip(events, launches, strict=False) if launch.pk in requested]
+    for label, values in (("submit→COMPLETED", completed), ("idle→deleted", deleted),
+                          ("portal per resume (request in → server requested)", overhead)):
+        print(f"{label}: p50 {_percentile(values, 0.5):.2f} s, p95 {_percentile(values, 0.95):.2f} s, n={len(values)}")
