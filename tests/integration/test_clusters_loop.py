@@ -28,7 +28,7 @@ from tests.fixtures.celery_worker import wait_for
 from tests.instances.integration_support import instances_allocation, nova_servers
 from tests.integration.test_clusters import create_cluster
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True),
+pytestmark = [pytest.mark.integration, pytest.mark.load, pytest.mark.django_db(transaction=True),
               pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("slurmctld"),
                                  reason="needs root and Debian's slurm-wlm (scripts/ensure-slurm.sh)")]
 __all__ = ["instances_allocation"]
