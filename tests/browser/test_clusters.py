@@ -44,8 +44,9 @@ def test_create_a_cluster_with_the_defaults_in_the_browser(page, screenshot, ins
 
     page.locator('#cluster-live[data-state="ready"]').wait_for(timeout=240_000)
     page.get_by_test_id("connect").filter(has_text="sbatch hello.sbatch").wait_for()
+    # the public IP reaches Nova's addresses (and so the mirror) a while after the head is ready
     page.get_by_test_id("connect").filter(has_text=re.compile(r"ssh ubuntu@\d+\.\d+\.\d+\.\d+")).wait_for(
-        timeout=60_000)
+        timeout=180_000)
     nodes = page.get_by_test_id("nodes")
     for name in ("head", "w1", "w2"):
         nodes.locator(f'tr[data-node="{name}"]').wait_for()
