@@ -181,16 +181,9 @@ def _deleted(op: ClusterOperation) -> ClusterOperation:
 
 
 def operations_resume(*, stale_seconds: int, limit: int = 50) -> int:
-    from django.conf import settings
-
-    from instances.services.launch import stale_rows
-    from portal.services import status_row_enqueue
+    from portal.runner import stale_rows_resume
 
     from . import tasks
 
-    rows = stale_rows(ClusterOperation, stale_seconds=stale_seconds, limit=limit)
-    for row in rows:
-        with transaction.atomic():
-            ClusterOperation.objects.filter(pk=row.pk).update(updated_at=timezone.now())
-            status_row_enqueue(row=row, task=tasks.operation_run, queue=settings.PORTAL_CLOUD_QUEUE)
-    return len(rows)
+    return stale_rows_resume(ClusterOperation, stale_seconds=stale_seconds, limit=limit,
+                             task_for=lambda row: tasks.operation_run)

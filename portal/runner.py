@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from celery import Task
 from django.apps import apps
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from . import services
@@ -95,6 +97,23 @@ def recheck_in(row: StatusRow) -> float:
     started = row.started_at or row.created_at
     elapsed = (timezone.now() - started).total_seconds() if started else 0
     return max(settings.PORTAL_RECHECK_MIN, min(settings.PORTAL_RECHECK_MAX, elapsed / 4))
+
+
+def stale_rows_resume(model, *, stale_seconds: int, limit: int, task_for: Callable) -> int:
+    """Hand rows of a long operation whose chain of passes stopped to a new message (`task_for(row)`
+    is the task): queued or running, untouched for `stale_seconds` (every pass touches its row; a
+    worker that died mid-pass leaves it). A row waiting out a retry's backoff gets that long too.
+    The new message supersedes any old one still around."""
+    now = timezone.now()
+    retry_cutoff = now - timedelta(seconds=stale_seconds + settings.PORTAL_CLOUD_RETRY_BACKOFF_MAX)
+    stale = model.objects.filter(state__in=["queued", "running"], updated_at__lt=now - timedelta(seconds=stale_seconds))
+    rows = list(stale.exclude(step__startswith="retrying", updated_at__gte=retry_cutoff)
+                .order_by("updated_at")[:limit])
+    for row in rows:
+        with transaction.atomic():
+            model.objects.filter(pk=row.pk).update(updated_at=timezone.now())
+            services.status_row_enqueue(row=row, task=task_for(row), queue=settings.PORTAL_CLOUD_QUEUE)
+    return len(rows)
 
 
 def run_pass(task: CloudTask, row_id: int, one_pass: Callable[..., StatusRow], **kwargs) -> StatusRow | None:

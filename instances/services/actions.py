@@ -16,7 +16,7 @@ from allocations.scopes import NoCloudAccess, member_scope
 from portal.cloud import compute, network
 from portal.cloud.connection import Scope
 from portal.cloud.errors import CloudError, CloudUnavailable, NotFound, NoValidHost
-from portal.runner import give_up_words
+from portal.runner import give_up_words, stale_rows_resume
 from portal.services import (
     status_row_enqueue,
     status_row_fail,
@@ -401,15 +401,9 @@ def action_run(*, action_id: int) -> CloudAction:
 def cloud_actions_resume(*, stale_seconds: int, limit: int = 50) -> int:
     """Re-enqueue server and volume actions whose chain of passes stopped (a worker died)."""
     from .. import tasks
-    from .launch import stale_rows
 
-    rows = stale_rows(CloudAction, stale_seconds=stale_seconds, limit=limit)
-    for row in rows:
-        task = tasks.volume_action_run if row.target_type == ActionTarget.VOLUME else tasks.action_run
-        with transaction.atomic():
-            CloudAction.objects.filter(pk=row.pk).update(updated_at=timezone.now())
-            status_row_enqueue(row=row, task=task, queue=settings.PORTAL_CLOUD_QUEUE)
-    return len(rows)
+    return stale_rows_resume(CloudAction, stale_seconds=stale_seconds, limit=limit, task_for=lambda row: (
+        tasks.volume_action_run if row.target_type == ActionTarget.VOLUME else tasks.action_run))
 
 
 def cloud_action_give_up(*, row: CloudAction, exc: BaseException, tries: int) -> CloudAction:

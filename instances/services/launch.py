@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -18,7 +17,7 @@ from allocations.scopes import NoCloudAccess, member_scope
 from portal.cloud import compute, network
 from portal.cloud.connection import Scope
 from portal.cloud.errors import CloudError, CloudUnavailable
-from portal.runner import give_up_words
+from portal.runner import give_up_words, stale_rows_resume
 from portal.services import (
     status_row_enqueue,
     status_row_fail,
@@ -445,27 +444,12 @@ def launch_step_retry(*, user, launch: LaunchRequest) -> list:
     return [instance_act(user=user, instance=i, action=action) for i in todo]
 
 
-def stale_rows(model, *, stale_seconds: int, limit: int) -> list:
-    """Rows of a long operation whose chain of passes stopped: queued or running, untouched for
-    `stale_seconds` (a pass touches its row; a worker that died mid-pass leaves it). A row waiting
-    out a retry's backoff is given that long too before it counts as stale."""
-    now = timezone.now()
-    retry_cutoff = now - timedelta(seconds=stale_seconds + settings.PORTAL_CLOUD_RETRY_BACKOFF_MAX)
-    stale = model.objects.filter(state__in=["queued", "running"], updated_at__lt=now - timedelta(seconds=stale_seconds))
-    stale = stale.exclude(step__startswith="retrying", updated_at__gte=retry_cutoff)
-    return list(stale.order_by("updated_at")[:limit])
-
-
 def launch_requests_resume(*, stale_seconds: int, limit: int = 50) -> int:
-    """Re-enqueue launches whose chain stopped; the new message supersedes any old one still around."""
+    """Re-enqueue launches whose chain of passes stopped (a worker died)."""
     from .. import tasks
 
-    rows = stale_rows(LaunchRequest, stale_seconds=stale_seconds, limit=limit)
-    for row in rows:
-        with transaction.atomic():
-            LaunchRequest.objects.filter(pk=row.pk).update(updated_at=timezone.now())
-            status_row_enqueue(row=row, task=tasks.launch_provision, queue=settings.PORTAL_CLOUD_QUEUE)
-    return len(rows)
+    return stale_rows_resume(LaunchRequest, stale_seconds=stale_seconds, limit=limit,
+                             task_for=lambda row: tasks.launch_provision)
 
 
 def instance_launch_from_form(*, user, allocation, form) -> LaunchRequest:

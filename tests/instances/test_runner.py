@@ -139,3 +139,22 @@ def test_an_action_is_called_once_then_only_checked(cloud, allocation, user, sen
     assert row.state == "succeeded" and cloud.calls["action:stop"] == 1
     assert CloudAction.objects.get(pk=row.pk).progress == 100
     monkeypatch.setattr(compute, "server_action", real_action)
+
+
+def test_a_launch_whose_worker_died_is_handed_to_a_new_message_unless_it_waits_out_a_retry(
+        cloud, allocation, user, sent, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from instances.services import launch_requests_resume
+
+    died = make_request(allocation, user, name="died", state="running", step="building", celery_task_id="old")
+    waits = make_request(allocation, user, name="waits", state="running", step="retrying (2/8): Compute unavailable",
+                         celery_task_id="old-2")
+    LaunchRequest.objects.filter(pk__in=[died.pk, waits.pk]).update(updated_at=timezone.now() - timedelta(seconds=200))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert launch_requests_resume(stale_seconds=120) == 1
+    died.refresh_from_db()
+    [(name, args, options)] = sent
+    assert args == (died.pk,) and options["task_id"] == died.celery_task_id != "old"  # the old message is superseded
