@@ -127,12 +127,20 @@ class NodeSuspend(ClusterView):
         return Response(NodeSerializer(node).data, status=status.HTTP_202_ACCEPTED)
 
 
+class ReportAnswerSerializer(serializers.Serializer):
+    partition = serializers.CharField(help_text="The partition the portal's workers are in.")
+    partition_nodes = serializers.CharField(help_text="Its nodes as a Slurm host list: the cluster's max workers.")
+    resume = serializers.ListField(child=serializers.CharField(), help_text=(
+        "Nodes held DOWN after a refused resume that Slurm may use again (`scontrol update state=resume`)."))
+
+
 class Report(ClusterView):
-    @extend_schema(operation_id="cluster_report", request=ReportSerializer, responses={204: None})
+    @extend_schema(operation_id="cluster_report", request=ReportSerializer, responses={200: ReportAnswerSerializer})
     @problems(404)
     def post(self, request, pk: int):
         cluster = self.cluster(request, pk)
         data = ReportSerializer(data=body(request))
         data.is_valid(raise_exception=True)
-        services.cluster_report(cluster=cluster, nodes=data.validated_data["nodes"], jobs=data.validated_data["jobs"])
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        answer = services.cluster_report(cluster=cluster, nodes=data.validated_data["nodes"],
+                                         jobs=data.validated_data["jobs"])
+        return Response(ReportAnswerSerializer(answer).data)

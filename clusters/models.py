@@ -57,6 +57,11 @@ class Cluster(models.Model):
     idle_minutes = models.PositiveSmallIntegerField(
         default=10, validators=[MinValueValidator(1), MaxValueValidator(24 * 60)],
         help_text="A worker idle this long is removed (Slurm SuspendTime).")
+    # Worker names in the head's slurm.conf (w1..wN, State=CLOUD). The batch partition holds the
+    # first max_workers of them, so max workers can go up to this (and down) while the head runs:
+    # the head's report timer applies the change with scontrol. 0: a cluster made before, whose
+    # slurm.conf names only its first max_workers.
+    node_ceiling = models.PositiveSmallIntegerField(default=0)
     ssh_key = models.ForeignKey("instances.SSHKey", null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="+")
     state = models.CharField(max_length=16, choices=ClusterState.choices, default=ClusterState.CREATING,
@@ -91,7 +96,12 @@ class Cluster(models.Model):
         return f"{self.name}-{node}"
 
     def worker_names(self) -> list[str]:
+        """The workers Slurm may use now (the batch partition's nodes)."""
         return [f"w{i}" for i in range(1, self.max_workers + 1)]
+
+    def slurm_node_names(self) -> list[str]:
+        """Every worker name the head's slurm.conf defines."""
+        return [f"w{i}" for i in range(1, max(self.node_ceiling, self.max_workers) + 1)]
 
     @property
     def is_live(self) -> bool:
@@ -124,6 +134,9 @@ class ClusterNode(models.Model):
                                related_name="+")
     slurm_state = models.CharField(max_length=64, blank=True, help_text="As the head last reported it.")
     reason = models.TextField(blank=True, help_text="Why it was refused or failed, or Slurm's reason.")
+    # Slurm holds the node DOWN because the portal refused its resume: once the allocation can
+    # carry a worker again, the head's next report is answered with "return it to service".
+    held = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -139,6 +152,8 @@ class EventKind(models.TextChoices):
     SCALE_OUT = "scale_out", "Scale out"
     SCALE_IN = "scale_in", "Scale in"
     REFUSED = "refused", "Refused"
+    RETURNED = "returned", "Returned to service"
+    RESIZED = "resized", "Max workers changed"
     FAILED = "failed", "Failed"
     DELETED = "deleted", "Deleted"
 

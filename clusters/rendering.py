@@ -93,21 +93,27 @@ def _hostlist(names: list[str]) -> str:
 
 
 def slurm_conf(cluster: Cluster, *, paths: SlurmPaths = SlurmPaths(), controller: str = "") -> str:
-    names = cluster.worker_names()
+    names = cluster.slurm_node_names()
     cpus = paths.node_cpus or cluster.worker_vcpus
     memory = paths.node_memory_mb or max(1, int(cluster.worker_ram_mb * MEMORY_HEADROOM))
     nodes = [{"name": n, "port": paths.node_ports.get(n), "cpus": cpus, "memory_mb": memory} for n in names]
     return render_to_string("clusters/node/slurm.conf", {
         "cluster": cluster, "controller": controller or cluster.head_hostname, "paths": paths, "nodes": nodes,
-        "node_names": _hostlist(names), "suspend_seconds": paths.suspend_seconds or cluster.idle_minutes * 60,
+        "partition_nodes": partition_nodes(cluster),
+        "suspend_seconds": paths.suspend_seconds or cluster.idle_minutes * 60,
         "resume_timeout": settings.PORTAL_CLUSTER_RESUME_TIMEOUT,
         "suspend_timeout": settings.PORTAL_CLUSTER_SUSPEND_TIMEOUT})
+
+
+def partition_nodes(cluster: Cluster) -> str:
+    """The batch partition's nodes: the workers Slurm may use now ("w[1-4]")."""
+    return _hostlist(cluster.worker_names())
 
 
 def gres_conf(cluster: Cluster) -> str:
     last = cluster.worker_gpus - 1
     files = "/dev/nvidia0" if last == 0 else f"/dev/nvidia[0-{last}]"
-    return f"NodeName={_hostlist(cluster.worker_names())} Name=gpu File={files}\n"
+    return f"NodeName={_hostlist(cluster.slurm_node_names())} Name=gpu File={files}\n"
 
 
 def program(cluster: Cluster, action: str, *, paths: SlurmPaths = SlurmPaths(), portal_url: str = "") -> str:

@@ -75,7 +75,10 @@ def cluster_server_ids(cluster: Cluster) -> list[str]:
 def cluster_page(*, cluster: Cluster) -> dict:
     """What the cluster page shows and polls: nodes with their cloud and Slurm state, the jobs, the
     SUs its servers were charged, the events, and how to connect to the head."""
-    nodes = list(cluster.nodes.all())
+    allowed = set(cluster.worker_names())
+    # Workers beyond a lowered max show only while they still have a server.
+    nodes = [n for n in cluster.nodes.all()
+             if n.role == NodeRole.HEAD or n.name in allowed or n.state != NodeState.POWERED_DOWN]
     instances = {i.server_id: i for i in Instance.objects.filter(
         server_id__in=[n.server_id for n in nodes if n.server_id])}
     for node in nodes:
@@ -93,7 +96,7 @@ def cluster_page(*, cluster: Cluster) -> dict:
         "events": list(ClusterEvent.objects.filter(cluster=cluster)[:30]), "burned": -burned,
         "cost": cluster_cost(cluster), "jobs": report.get("jobs", [])[:20],
         "pending": report.get("pending", 0), "running": report.get("running", 0),
-        "worker_slots": sum(1 for n in nodes if n.role == NodeRole.WORKER),
+        "worker_slots": cluster.node_ceiling or sum(1 for n in nodes if n.role == NodeRole.WORKER),
         "active_workers": sum(1 for n in nodes if n.role == NodeRole.WORKER and n.state == NodeState.ACTIVE),
         "in_flux": cluster.state in (ClusterState.CREATING, ClusterState.DELETING)
         or any(n.state in IN_FLUX for n in nodes),

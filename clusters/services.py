@@ -30,6 +30,7 @@ from portal.services import status_row_enqueue
 from . import rendering
 from .models import (
     HEAD_NODE,
+    MAX_WORKERS_LIMIT,
     Cluster,
     ClusterEvent,
     ClusterNode,
@@ -104,7 +105,7 @@ def cluster_create(*, user, allocation, name: str, image_id: str, image_name: st
             head_vcpus=head_flavor.vcpus, worker_flavor_id=worker_flavor.id, worker_flavor_name=worker_flavor.name,
             worker_vcpus=worker_flavor.vcpus, worker_ram_mb=worker_flavor.ram_mb,
             worker_gpus=worker_flavor.vgpus or int(worker_flavor.is_gpu),
-            max_workers=max_workers, idle_minutes=idle_minutes, ssh_key=ssh_key,
+            max_workers=max_workers, node_ceiling=MAX_WORKERS_LIMIT, idle_minutes=idle_minutes, ssh_key=ssh_key,
             encrypted_munge_key=rendering.munge_key_new(), token_hash=token_hash(raw))
         head = ClusterNode.objects.create(cluster=cluster, name=HEAD_NODE, role=NodeRole.HEAD,
                                           state=NodeState.BUILDING)
@@ -133,8 +134,11 @@ def _operation_start(*, cluster: Cluster, kind: str, node: ClusterNode | None = 
 
 
 def _refuse(cluster: Cluster, node: ClusterNode, reason: str, status: int = 409) -> None:
-    """Record a refused resume (the node, the event log) and raise it for the API to answer."""
-    ClusterNode.objects.filter(pk=node.pk).update(state=NodeState.REFUSED, reason=reason, updated_at=timezone.now())
+    """Record a refused resume (the node, the event log) and raise it for the API to answer. The
+    head's program marks the node DOWN with the reason; it stays held until the allocation can
+    carry a worker again (cluster_report then answers "return it to service")."""
+    ClusterNode.objects.filter(pk=node.pk).update(state=NodeState.REFUSED, reason=reason, held=True,
+                                                  updated_at=timezone.now())
     ClusterEvent.objects.create(cluster=cluster, node_name=node.name, kind=EventKind.REFUSED, reason=reason,
                                 su_per_hour=worker_rate(cluster))
     raise ClusterRefused(reason, status=status)
@@ -198,7 +202,7 @@ def _worker_refusal_or_launch(cluster: Cluster, node: ClusterNode) -> tuple[str,
         return str(exc), 402 if exc.shortfall is not None else 409
     except (NoCloudAccess, ValidationError) as exc:
         return " ".join(getattr(exc, "messages", None) or [str(exc)]), 409
-    ClusterNode.objects.filter(pk=node.pk).update(state=NodeState.BUILDING, launch=launch, reason="",
+    ClusterNode.objects.filter(pk=node.pk).update(state=NodeState.BUILDING, launch=launch, reason="", held=False,
                                                   server_id="", slurm_state="", updated_at=timezone.now())
     ClusterEvent.objects.create(cluster=cluster, node_name=node.name, kind=EventKind.SCALE_OUT,
                                 su_per_hour=worker_rate(cluster),
@@ -251,25 +255,52 @@ def cluster_delete(*, user, cluster: Cluster) -> ClusterOperation:
         return _operation_start(cluster=cluster, kind=OperationKind.DELETE, user=user)
 
 
+def max_workers_limit(cluster: Cluster) -> int:
+    """How many workers the head's slurm.conf can have (clusters made before the ceiling: as many as
+    they were made with)."""
+    return cluster.node_ceiling or cluster.nodes.filter(role=NodeRole.WORKER).count()
+
+
 def cluster_set_max_workers(*, user, cluster: Cluster, max_workers: int) -> Cluster:
-    """Change how many workers Slurm may have. The head's slurm.conf lists the node names it was
-    made with, so the number may only go down to 1 or back up to that many."""
+    """Change how many workers Slurm may have, up or down, while the cluster runs. The head's
+    next report (every 30 s) gets the batch partition's new nodes as its answer and applies them
+    with scontrol; workers busy beyond a lowered max finish their jobs and are removed when idle."""
     member_scope(user=user, allocation=cluster.allocation)
-    made = cluster.nodes.filter(role=NodeRole.WORKER).count()
-    if not 1 <= max_workers <= made:
-        raise ValidationError({"max_workers": f"Choose 1 to {made}: the head node knows {made} workers."})
-    Cluster.objects.filter(pk=cluster.pk).update(max_workers=max_workers)
-    cluster.refresh_from_db()
+    limit = max_workers_limit(cluster)
+    if not 1 <= max_workers <= limit:
+        raise ValidationError({"max_workers": f"Choose 1 to {limit}: the head node knows {limit} workers."})
+    if not cluster.is_live:
+        raise ValidationError({"max_workers": "The cluster is being deleted."})
+    with transaction.atomic():
+        before = Cluster.objects.select_for_update().get(pk=cluster.pk).max_workers
+        Cluster.objects.filter(pk=cluster.pk).update(max_workers=max_workers)
+        cluster.refresh_from_db()
+        have = set(cluster.nodes.values_list("name", flat=True))
+        ClusterNode.objects.bulk_create([ClusterNode(cluster=cluster, name=n, role=NodeRole.WORKER)
+                                         for n in cluster.worker_names() if n not in have])
+        if before != max_workers:
+            ClusterEvent.objects.create(
+                cluster=cluster, kind=EventKind.RESIZED, su_per_hour=worker_rate(cluster) * max_workers,
+                reason=f"Up to {max_workers} workers (was {before}), by {user.email or user.get_username()}; "
+                       "the head applies it within a minute.")
     return cluster
 
 
-def cluster_report(*, cluster: Cluster, nodes: list[dict], jobs: list[dict]) -> Cluster:
-    """The head's sinfo/squeue summary: each node's Slurm state and reason, and the jobs."""
+def cluster_report(*, cluster: Cluster, nodes: list[dict], jobs: list[dict]) -> dict:
+    """Take the head's sinfo/squeue summary (each node's Slurm state and reason, the jobs) and
+    answer with what Slurm should change: the batch partition's nodes (the cluster's max workers)
+    and the held nodes to return to service, now that the allocation can carry a worker again."""
     by_name = {n["name"]: n for n in nodes}
+    returned = []
     for node in cluster.nodes.filter(name__in=list(by_name)):
         seen = by_name[node.name]
-        ClusterNode.objects.filter(pk=node.pk).update(slurm_state=seen.get("state", "")[:64],
+        slurm_state = seen.get("state", "")[:64]
+        ClusterNode.objects.filter(pk=node.pk).update(slurm_state=slurm_state,
                                                       reason=seen.get("reason", "") or node.reason)
+        if node.held and "down" not in slurm_state.lower():
+            ClusterNode.objects.filter(pk=node.pk).update(held=False)  # someone returned it already
+        elif node.held:
+            returned.append(node)
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job.get("state", "").lower()] = counts.get(job.get("state", "").lower(), 0) + 1
@@ -277,7 +308,26 @@ def cluster_report(*, cluster: Cluster, nodes: list[dict], jobs: list[dict]) -> 
         report={"jobs": jobs[:200], "pending": counts.get("pending", 0), "running": counts.get("running", 0),
                 "nodes": nodes[:200]}, reported_at=timezone.now())
     cluster.refresh_from_db()
-    return cluster
+    return {"partition": "batch", "partition_nodes": rendering.partition_nodes(cluster),
+            "resume": _return_to_service(cluster, returned)}
+
+
+def _return_to_service(cluster: Cluster, held: list[ClusterNode]) -> list[str]:
+    """The held nodes Slurm may try again: those within max workers, once nothing refuses a worker."""
+    held = [n for n in held if n.name in cluster.worker_names()]
+    if not held or cluster.state != ClusterState.READY:
+        return []
+    reason, _ = worker_refusal(cluster=cluster)
+    if reason:
+        return []
+    names = sorted(n.name for n in held)
+    ClusterNode.objects.filter(pk__in=[n.pk for n in held]).update(
+        held=False, state=NodeState.POWERED_DOWN, reason="", updated_at=timezone.now())
+    ClusterEvent.objects.create(cluster=cluster, node_name=names[0] if len(names) == 1 else "",
+                                kind=EventKind.RETURNED,
+                                su_per_hour=worker_rate(cluster),
+                                reason=f"The allocation can carry a worker again: Slurm may use {', '.join(names)}.")
+    return names
 
 
 def node_instance(node: ClusterNode) -> Instance | None:

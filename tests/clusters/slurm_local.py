@@ -53,7 +53,7 @@ class LocalSlurm:
         self.cluster = cluster
         self.folder = Path(tempfile.mkdtemp(prefix="portal-slurm-"))
         self.folder.chmod(0o755)  # slurmctld runs its programs as slurm
-        names = cluster.worker_names()
+        names = cluster.slurm_node_names()
         self.paths = rendering.SlurmPaths(
             conf_dir=str(self.folder), programs_dir=str(self.folder), token_file=str(self.folder / "token"),
             state_dir=str(self.folder / "state"), slurmd_spool_dir=str(self.folder / "spool" / "%n"),
@@ -76,7 +76,7 @@ class LocalSlurm:
         for sub in ("state", "log"):
             (self.folder / sub).mkdir()
             shutil.chown(self.folder / sub, SLURM_USER, SLURM_USER)
-        for name in self.cluster.worker_names():
+        for name in self.cluster.slurm_node_names():
             (self.folder / "spool" / name).mkdir(parents=True)
         self.conf.write_text(rendering.slurm_conf(self.cluster, paths=self.paths, controller=socket.gethostname()))
         for action in ("resume", "suspend"):

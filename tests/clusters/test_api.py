@@ -79,10 +79,53 @@ def test_a_report_updates_the_nodes_and_the_jobs(client, ready):
         "nodes": [{"name": "w1", "state": "down~", "reason": "Not enough SUs"}, {"name": "w2", "state": "idle~"}],
         "jobs": [{"id": "4", "state": "PENDING", "user": "ubuntu", "name": "hello", "nodes": "1"},
                  {"id": "3", "state": "RUNNING", "user": "ubuntu", "name": "hello", "nodes": "1"}]})
-    assert response.status_code == 204
+    assert response.status_code == 200
     ready.refresh_from_db()
     assert (ready.report["pending"], ready.report["running"]) == (1, 1) and ready.reported_at
     assert ready.nodes.get(name="w1").slurm_state == "down~" and ready.nodes.get(name="w2").slurm_state == "idle~"
+    # and the answer tells the head its partition (the max workers); nothing to return to service
+    assert response.json() == {"partition": "batch", "partition_nodes": "w[1-2]", "resume": []}
+
+
+def report(client, cluster, states: dict):
+    return post(client, cluster, "report/", cluster.head_token,
+                {"nodes": [{"name": n, "state": s} for n, s in states.items()], "jobs": []}).json()
+
+
+def test_a_refused_node_returns_to_service_once_the_allocation_can_carry_it(client, ready):
+    # given a resume refused while the allocation was disabled: Slurm holds w2 DOWN
+    ready.allocation.disabled_at = timezone.now()
+    ready.allocation.save(update_fields=["disabled_at"])
+    assert post(client, ready, "nodes/w2/resume/", ready.head_token).status_code == 409
+    assert ready.nodes.get(name="w2").held
+    # while it still cannot, the head's reports leave it down
+    assert report(client, ready, {"w1": "idle~", "w2": "down~"})["resume"] == []
+    # when the allocation is enabled again, the next report returns it to service, once
+    ready.allocation.disabled_at = None
+    ready.allocation.save(update_fields=["disabled_at"])
+    assert report(client, ready, {"w1": "idle~", "w2": "down~"})["resume"] == ["w2"]
+    node = ready.nodes.get(name="w2")
+    assert (node.state, node.held, node.reason) == (NodeState.POWERED_DOWN, False, "")
+    assert "carry a worker again" in ClusterEvent.objects.get(cluster=ready, kind=EventKind.RETURNED).reason
+    assert report(client, ready, {"w1": "idle~", "w2": "down~"})["resume"] == []
+    # and Slurm's next resume of it makes its server
+    assert post(client, ready, "nodes/w2/resume/", ready.head_token).json()["state"] == NodeState.BUILDING
+
+
+def test_max_workers_goes_up_and_down_and_the_head_is_told(client, ready):
+    from clusters import services
+
+    # when a member raises it beyond what the cluster was made with
+    services.cluster_set_max_workers(user=ready.created_by, cluster=ready, max_workers=5)
+    assert sorted(ready.nodes.filter(role="worker").values_list("name", flat=True)) == ["w1", "w2", "w3", "w4", "w5"]
+    # then the head's next report gets the partition's new nodes, and Slurm may resume w5
+    assert report(client, ready, {"w1": "idle~"})["partition_nodes"] == "w[1-5]"
+    assert post(client, ready, "nodes/w5/resume/", ready.head_token).status_code == 202
+    # and lowered again, w5 is beyond it
+    services.cluster_set_max_workers(user=ready.created_by, cluster=ready, max_workers=1)
+    assert report(client, ready, {"w1": "idle~"})["partition_nodes"] == "w1"
+    assert post(client, ready, "nodes/w4/resume/", ready.head_token).status_code == 409
+    assert [e.kind for e in ClusterEvent.objects.filter(cluster=ready, kind=EventKind.RESIZED)] == ["resized"] * 2
 
 
 def test_only_the_clusters_own_token_reaches_it(client, ready, user):

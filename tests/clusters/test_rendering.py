@@ -171,13 +171,22 @@ def test_slurmctld_accepts_the_rendered_slurm_conf(gpus, tmp_path):
     assert shutil.which("slurmctld") and shutil.which("munged"), NEED
     if os.geteuid() != 0:
         pytest.skip("slurmctld's check runs it in namespaces of its own (root)")
-    cluster = make_cluster(ImageFamily.UBUNTU, gpus=gpus, idle_minutes=7)
+    cluster = make_cluster(ImageFamily.UBUNTU, gpus=gpus, idle_minutes=7, node_ceiling=8)
     keys = "SuspendTime|ResumeTimeout|SuspendProgram|ResumeProgram|ResumeFailProgram|PrivateData|SlurmctldParameters"
     out = start_slurmctld_checked(cluster, tmp_path, commands=f"""
         /usr/bin/scontrol show node w1; /usr/bin/scontrol show node w4
         /usr/bin/scontrol show config | grep -E '^({keys}) '
+        echo "partition: $(/usr/bin/scontrol show partition batch -o)"
+        /usr/bin/scontrol update partitionname=batch nodes='w[1-6]'
+        echo "raised: $(/usr/bin/scontrol show partition batch -o)"
         """)
     assert "NodeName=w1 " in out and "NodeName=w4 " in out
+    # the slurm.conf defines 8 workers; the partition (max workers) holds 4, and the head's report
+    # program raises it with scontrol while slurmctld runs
+    partition = next(line for line in out.splitlines() if line.startswith("partition: "))
+    raised = next(line for line in out.splitlines() if line.startswith("raised: "))
+    assert " Nodes=w[1-4] " in partition and " TotalNodes=4 " in partition, partition
+    assert " Nodes=w[1-6] " in raised and " TotalNodes=6 " in raised, raised
     assert "State=IDLE+CLOUD+POWERED_DOWN" in out, out
     assert "CPUTot=4" in out and "RealMemory=13824" in out
     assert ("Gres=gpu:1" in out) == bool(gpus)

@@ -53,9 +53,12 @@ def test_a_ready_cluster_shows_how_to_connect_and_takes_max_workers_and_delete(u
     user_client.post(reverse("clusters:max_workers", args=[ready.pk]), {"max_workers": 1})
     ready.refresh_from_db()
     assert ready.max_workers == 1
+    page = user_client.post(reverse("clusters:max_workers", args=[ready.pk]), {"max_workers": 33}, follow=True)
+    ready.refresh_from_db()
+    assert ready.max_workers == 1 and "Choose 1 to 32" in page.content.decode()  # the head knows 32 workers
     user_client.post(reverse("clusters:max_workers", args=[ready.pk]), {"max_workers": 9})
     ready.refresh_from_db()
-    assert ready.max_workers == 1  # the head knows 2 workers
+    assert ready.max_workers == 9
     user_client.post(reverse("clusters:delete", args=[ready.pk]))
     ready.refresh_from_db()
     assert ready.state == "deleting" and ClusterOperation.objects.filter(cluster=ready, kind="delete").exists()

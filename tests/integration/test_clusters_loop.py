@@ -120,7 +120,23 @@ def test_the_elastic_loop(slurm, instances_allocation):
     assert LaunchRequest.objects.filter(name__startswith="loop-w").count() == before
     assert not servers_of(pid, "loop-w")
     assert any(n.state == NodeState.REFUSED or "Not enough SUs" in n.reason for n in cluster.nodes.all())
-    slurm.run("scancel", refused_job)
+    # the head's reports leave it DOWN while the allocation still cannot carry a worker
+    slurm.run(str(slurm.folder / "portal-report"))
+    assert any(slurm.node_state(n)[0].startswith("down") for n in ("w1", "w2"))
+
+    # when the allocation gets SUs again, the head's next report returns the node to service and the
+    # waiting job runs on a new worker
+    LedgerEntry.objects.filter(allocation=allocation, note="test: drained").delete()
+    slurm.run(str(slurm.folder / "portal-report"))
+    wait_for(lambda: not any(slurm.node_state(n)[0].startswith("down") for n in ("w1", "w2")), timeout=30,
+             interval=1, message="the refused nodes back in service")
+    wait_job(slurm, refused_job)
+    assert LaunchRequest.objects.filter(name__startswith="loop-w").count() == before + 1
+
+    # raising max workers on the portal reaches Slurm's partition at the head's next report
+    services.cluster_set_max_workers(user=allocation.pi, cluster=cluster, max_workers=3)
+    slurm.run(str(slurm.folder / "portal-report"))
+    assert " Nodes=w[1-3] " in slurm.run("scontrol", "show", "partition", "batch", "-o")
 
     # deleting the cluster leaves nothing in the project
     services.cluster_delete(user=allocation.pi, cluster=cluster)
