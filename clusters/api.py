@@ -132,6 +132,8 @@ class ReportAnswerSerializer(serializers.Serializer):
     partition_nodes = serializers.CharField(help_text="Its nodes as a Slurm host list: the cluster's max workers.")
     resume = serializers.ListField(child=serializers.CharField(), help_text=(
         "Nodes held DOWN after a refused resume that Slurm may use again (`scontrol update state=resume`)."))
+    power_down = serializers.ListField(child=serializers.CharField(), help_text=(
+        "Nodes whose server was deleted outside the cluster (`scontrol update state=power_down_force`)."))
 
 
 class Report(ClusterView):

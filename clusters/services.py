@@ -301,6 +301,7 @@ def cluster_report(*, cluster: Cluster, nodes: list[dict], jobs: list[dict]) -> 
             ClusterNode.objects.filter(pk=node.pk).update(held=False)  # someone returned it already
         elif node.held:
             returned.append(node)
+    lost = _servers_lost(cluster)
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job.get("state", "").lower()] = counts.get(job.get("state", "").lower(), 0) + 1
@@ -309,7 +310,25 @@ def cluster_report(*, cluster: Cluster, nodes: list[dict], jobs: list[dict]) -> 
                 "nodes": nodes[:200]}, reported_at=timezone.now())
     cluster.refresh_from_db()
     return {"partition": "batch", "partition_nodes": rendering.partition_nodes(cluster),
-            "resume": _return_to_service(cluster, returned)}
+            "resume": _return_to_service(cluster, returned), "power_down": lost}
+
+
+def _servers_lost(cluster: Cluster) -> list[str]:
+    """Workers whose server is gone though no suspend asked for it (deleted with the CLI, or by the
+    allocation's enforcement): the node is powered down in the portal, and the answer asks Slurm
+    to power it down too (its jobs are requeued), so it can be resumed on a new server."""
+    active = list(cluster.nodes.filter(role=NodeRole.WORKER, state=NodeState.ACTIVE).exclude(server_id=""))
+    gone = set(Instance.objects.filter(server_id__in=[n.server_id for n in active], deleted_at__isnull=False)
+               .values_list("server_id", flat=True))
+    lost = sorted((n for n in active if n.server_id in gone), key=lambda n: n.name)
+    for node in lost:
+        ClusterNode.objects.filter(pk=node.pk, state=NodeState.ACTIVE).update(
+            state=NodeState.POWERED_DOWN, server_id="", updated_at=timezone.now())
+        ClusterEvent.objects.create(cluster=cluster, node_name=node.name, kind=EventKind.SCALE_IN,
+                                    su_per_hour=worker_rate(cluster),
+                                    reason=f"{node.name}'s server was deleted outside the cluster; Slurm powers "
+                                           "the node down and may resume it on a new server.")
+    return [n.name for n in lost]
 
 
 def _return_to_service(cluster: Cluster, held: list[ClusterNode]) -> list[str]:

@@ -84,7 +84,7 @@ def test_a_report_updates_the_nodes_and_the_jobs(client, ready):
     assert (ready.report["pending"], ready.report["running"]) == (1, 1) and ready.reported_at
     assert ready.nodes.get(name="w1").slurm_state == "down~" and ready.nodes.get(name="w2").slurm_state == "idle~"
     # and the answer tells the head its partition (the max workers); nothing to return to service
-    assert response.json() == {"partition": "batch", "partition_nodes": "w[1-2]", "resume": []}
+    assert response.json() == {"partition": "batch", "partition_nodes": "w[1-2]", "resume": [], "power_down": []}
 
 
 def report(client, cluster, states: dict):
@@ -138,3 +138,18 @@ def test_only_the_clusters_own_token_reaches_it(client, ready, user):
     assert not LaunchRequest.objects.filter(name="demo-w1").exists()
     # and its token reaches no person's route
     assert client.get("/api/v1/allocations/", HTTP_AUTHORIZATION=f"Bearer {ready.head_token}").status_code == 401
+
+
+def test_a_worker_whose_server_was_deleted_outside_the_cluster_is_powered_down(client, ready):
+    from instances.models import Instance
+
+    # given w1 active on a server that the CLI (or the allocation's enforcement) then deleted
+    ready.nodes.filter(name="w1").update(state="active", server_id="srv-w1")
+    Instance.objects.create(allocation=ready.allocation, server_id="srv-w1", name="demo-w1", status="DELETED",
+                            deleted_at=timezone.now())
+    # then the head's next report is answered: power it down in Slurm too
+    assert report(client, ready, {"w1": "down", "w2": "idle~"})["power_down"] == ["w1"]
+    node = ready.nodes.get(name="w1")
+    assert (node.state, node.server_id) == (NodeState.POWERED_DOWN, "")
+    assert "deleted outside the cluster" in ClusterEvent.objects.get(cluster=ready, kind=EventKind.SCALE_IN).reason
+    assert report(client, ready, {"w1": "idle~", "w2": "idle~"})["power_down"] == []

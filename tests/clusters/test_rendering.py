@@ -179,6 +179,7 @@ def test_slurmctld_accepts_the_rendered_slurm_conf(gpus, tmp_path):
         echo "partition: $(/usr/bin/scontrol show partition batch -o)"
         /usr/bin/scontrol update partitionname=batch nodes='w[1-6]'
         echo "raised: $(/usr/bin/scontrol show partition batch -o)"
+        /usr/bin/scontrol update nodename=w3 state=power_down_force; echo "power_down_force rc $?"
         """)
     assert "NodeName=w1 " in out and "NodeName=w4 " in out
     # the slurm.conf defines 8 workers; the partition (max workers) holds 4, and the head's report
@@ -187,6 +188,7 @@ def test_slurmctld_accepts_the_rendered_slurm_conf(gpus, tmp_path):
     raised = next(line for line in out.splitlines() if line.startswith("raised: "))
     assert " Nodes=w[1-4] " in partition and " TotalNodes=4 " in partition, partition
     assert " Nodes=w[1-6] " in raised and " TotalNodes=6 " in raised, raised
+    assert "power_down_force rc 0" in out  # what the report program asks for a worker whose server is gone
     assert "State=IDLE+CLOUD+POWERED_DOWN" in out, out
     assert "CPUTot=4" in out and "RealMemory=13824" in out
     assert ("Gres=gpu:1" in out) == bool(gpus)

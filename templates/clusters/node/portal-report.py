@@ -4,7 +4,8 @@
 
 The portal answers with what Slurm should change: the batch partition's nodes (its "max workers",
 which a member may raise or lower on the cluster's page) and the nodes to return to service (held
-DOWN after a refused resume, now that the allocation can carry them)."""
+DOWN after a refused resume, now that the allocation can carry them) and those whose server was
+deleted outside the cluster, to power down."""
 import json
 import os
 import subprocess
@@ -39,6 +40,8 @@ def apply(answer):
             scontrol("update", f"partitionname={answer.get('partition', 'batch')}", f"nodes={wanted}")
     for node in answer.get("resume", []):
         scontrol("update", f"nodename={node}", "state=resume", check=False)
+    for node in answer.get("power_down", []):  # its server is gone: requeue its jobs, forget the server
+        scontrol("update", f"nodename={node}", "state=power_down_force", check=False)
 
 
 def main():
