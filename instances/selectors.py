@@ -62,6 +62,15 @@ def instances_in_flux(instances) -> bool:
     return any(not i.is_settled for i in instances)
 
 
+def allocations_launching(*, user, allocation=None) -> set[int]:
+    """The allocations (among the person's, or this one) with a launch still in progress: their
+    new servers are not all in the mirror yet, so a list showing them polls and asks for syncs."""
+    qs = LaunchRequest.objects.filter(allocation__memberships__user=user, state__in=["queued", "running"])
+    if allocation is not None:
+        qs = qs.filter(allocation=allocation)
+    return set(qs.values_list("allocation_id", flat=True).distinct())
+
+
 def volume_list_for_user(*, user, allocation=None) -> QuerySet[Volume]:
     qs = Volume.objects.filter(deleted_at__isnull=True, allocation__memberships__user=user)
     if allocation is not None:

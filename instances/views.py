@@ -7,11 +7,12 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import reswap, retarget
 
 from allocations.charging import InsufficientBalance, su_per_hour
 from allocations.scopes import NoCloudAccess
@@ -27,52 +28,72 @@ from .services import actions as server_actions, launch as launch_steps
 @require_GET
 def instance_list(request):
     allocation = allocation_for_request(request)
-    mine = request.GET.get("mine") == "1"
-    search = request.GET.get("q", "").strip()[:100]
-    sort = request.GET.get("sort", "name")
-    found = selectors.instance_list_for_user(user=request.user, allocation=allocation, mine=mine, search=search,
-                                             sort=sort, rows_only=True)
-    page = Paginator(found, settings.PORTAL_INSTANCE_PAGE_SIZE).get_page(request.GET.get("page"))
-    kept = request.GET.copy()  # the project, filters and sort, kept by the page links
+    return render(request, partial_template(request, "instances/list.html", "rows"),
+                  _list_context(request, request.GET, allocation, list_url=request.get_full_path()))
+
+
+def _list_page(request, params, allocation):
+    """The page of the list these query parameters (filters, sort, page) ask for."""
+    found = selectors.instance_list_for_user(
+        user=request.user, allocation=allocation, mine=params.get("mine") == "1",
+        search=params.get("q", "").strip()[:100], sort=params.get("sort", "name"), rows_only=True)
+    return Paginator(found, settings.PORTAL_INSTANCE_PAGE_SIZE).get_page(params.get("page"))
+
+
+def _list_context(request, params, allocation, *, list_url: str) -> dict:
+    page = _list_page(request, params, allocation)
+    kept = params.copy()  # the project, filters and sort, kept by the page links
     kept.pop("page", None)
-    return render(request, partial_template(request, "instances/list.html", "rows"), {
-        **_rows_context(request, list(page.object_list), allocation, list_url=request.get_full_path()),
+    return {
+        **_rows_context(request, list(page.object_list), allocation, list_url=list_url),
         "page": page, "page_numbers": list(page.paginator.get_elided_page_range(page.number, on_ends=1)),
         "page_href": f"{reverse('instances:list')}?{kept.urlencode()}{'&' if kept else ''}page=",
-        "mine": mine, "search": search, "sort": sort,
+        "mine": params.get("mine") == "1", "search": params.get("q", "").strip()[:100],
+        "sort": params.get("sort", "name"),
         "allocations": allocation_list_for_user(user=request.user).exclude(openstack_project_id=""),
-    })
+    }
 
 
 @require_GET
 def instance_rows(request):
     """The list's live status poll: only the rows of the page in view (`ids`, the instances' pks),
-    read again from the mirror, so a poll costs the same on page 1 of 50 as of 5,000."""
+    read again from the mirror, so a poll costs the same on page 1 of 50 as of 5,000. When the page
+    in view would now hold other instances (one made with the CLI, a launch's new servers, one
+    deleted), the whole list is sent instead, in place of the old one."""
     allocation = allocation_for_request(request)
     try:
         ids = [int(pk) for pk in request.GET.get("ids", "").split(",") if pk][:settings.PORTAL_INSTANCE_PAGE_SIZE]
     except ValueError:
         raise Http404("No such instances.") from None
-    instances = selectors.instance_rows_for_user(user=request.user, ids=ids, allocation=allocation)
     current = request.htmx.current_url_abs_path if request.htmx else None  # the list page, for Dismiss's `next`
-    list_url = current if current and urlsplit(current).path == reverse("instances:list") else reverse("instances:list")
+    on_list = bool(current) and urlsplit(current).path == reverse("instances:list")
+    list_url = current if on_list else reverse("instances:list")
+    if on_list:
+        params = QueryDict(urlsplit(current).query)
+        if [i.pk for i in _list_page(request, params, allocation).object_list] != ids:
+            response = render(request, "instances/list.html#rows",
+                              _list_context(request, params, allocation, list_url=list_url))
+            return reswap(retarget(response, "#instance-rows"), "outerHTML")
+    instances = selectors.instance_rows_for_user(user=request.user, ids=ids, allocation=allocation)
     return render(request, "instances/list.html#tbody", _rows_context(request, instances, allocation,
                                                                        list_url=list_url))
 
 
 def _rows_context(request, instances, allocation, *, list_url: str) -> dict:
     """What the list's rows show besides the mirror (each one's failed last action), whether any
-    is changing (then they poll, and the mirror syncs soon), and the poll's address: these rows."""
+    is changing or a launch in view is still making its servers (then they poll, and the mirror
+    syncs soon), and the poll's address: these rows."""
     failed = selectors.failed_last_actions(instances=instances)
     for i in instances:
         i.failed_action = failed.get(i.server_id)
         i.failed_action_label = server_actions.action_label(i.failed_action) if i.failed_action else ""
-    in_flux = selectors.instances_in_flux(instances)
-    if in_flux and is_partial(request):  # a poll: the rows are changing, so the mirror syncs soon
-        tasks.sync_soon({i.allocation_id for i in instances if not i.is_settled})
+    changing = {i.allocation_id for i in instances if not i.is_settled}
+    changing |= selectors.allocations_launching(user=request.user, allocation=allocation)
+    if changing and is_partial(request):  # a poll: the rows are changing, so the mirror syncs soon
+        tasks.sync_soon(changing)
     poll = {"project": allocation.pk} if allocation else {}
     poll["ids"] = ",".join(str(i.pk) for i in instances)
-    return {"instances": instances, "in_flux": in_flux, "allocation": allocation, "list_url": list_url,
+    return {"instances": instances, "in_flux": bool(changing), "allocation": allocation, "list_url": list_url,
             "poll_query": urlencode(poll, safe=",")}
 
 

@@ -168,3 +168,50 @@ def test_dismiss_in_a_polled_row_returns_to_the_page_in_view(user_client, cloud,
     assert f'name="next" value="{list_url.replace("&", "&amp;")}"' in rows.content.decode()
     elsewhere = user_client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL="https://evil.example/instances/")
     assert f'name="next" value="{reverse("instances:list")}"' in elsewhere.content.decode()
+
+
+def test_while_a_launch_makes_its_servers_the_list_polls_and_a_cli_made_server_joins_the_page(
+        user_client, cloud, allocation, quiet_sync):
+    from instances.models import LaunchRequest
+
+    # given a settled page (no poll) of a project where a launch is still making its servers
+    servers(cloud, allocation, 3)
+    list_url = f"{reverse('instances:list')}?project={allocation.pk}"
+    assert poll_url(user_client.get(list_url).content.decode()) == ""
+    launch = LaunchRequest.objects.create(allocation=allocation, project_id=allocation.openstack_project_id,
+                                          requested_by=allocation.pi, name="class", flavor_id="f",
+                                          flavor_name="m3.tiny", image_id="i", state="running", step="creating")
+    page = user_client.get(list_url).content.decode()
+    url = poll_url(page)
+    assert url and row_names(page) == ["s000", "s001", "s002"]
+    # when someone makes a server with the CLI and the mirror syncs
+    cloud.add("a-cli-made")
+    project_sync(allocation=allocation)
+    # then the page's next poll (htmx tells it the page in view) answers with the whole list, in place
+    response = user_client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL=f"http://testserver{list_url}")
+    rows = response.content.decode()
+    assert response["HX-Retarget"] == "#instance-rows" and response["HX-Reswap"] == "outerHTML"
+    assert rows.lstrip().startswith('<div id="instance-rows"') and row_names(rows) == [
+        "a-cli-made", "s000", "s001", "s002"]
+    assert quiet_sync and allocation.pk in quiet_sync[-1]  # the launch's project syncs soon
+    # and once the launch is over and nothing changes, the rows poll no more
+    LaunchRequest.objects.filter(pk=launch.pk).update(state="succeeded")
+    again = user_client.get(poll_url(rows), HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL=f"http://testserver{list_url}")
+    assert "HX-Retarget" not in again and poll_url(again.content.decode()) == ""
+
+
+def test_an_empty_list_polls_itself_while_a_launch_makes_the_first_servers(user_client, cloud, allocation):
+    from instances.models import LaunchRequest
+
+    list_url = f"{reverse('instances:list')}?project={allocation.pk}"
+    assert "every 2s" not in user_client.get(list_url).content.decode()
+    LaunchRequest.objects.create(allocation=allocation, project_id=allocation.openstack_project_id,
+                                 requested_by=allocation.pi, name="first", flavor_id="f", flavor_name="m3.tiny",
+                                 image_id="i", state="queued", step="queued")
+    page = user_client.get(list_url).content.decode()
+    assert "No instances yet: a launch is making them." in page
+    assert re.search(rf'hx-get="{re.escape(list_url)}" hx-trigger="every 2s" hx-target="#instance-rows"', page)
+    cloud.add("first-1", status="BUILD")
+    project_sync(allocation=allocation)
+    rows = user_client.get(list_url, HTTP_HX_REQUEST="true").content.decode()
+    assert row_names(rows) == ["first-1"] and poll_url(rows)
