@@ -77,9 +77,10 @@ test: setup chromium sso-provider slurm-tools
 	$(BIN)/ruff check .
 	DJANGO_SETTINGS_MODULE=portal.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The fault-injection, crash-in-every-step and saturation tests (marker `load`): minutes each.
+# The long runs (marker `load`): the worker killed after every step of a first launch (make test
+# kills it after three), and the Slurm elastic loop with a real slurmctld; minutes each.
 .PHONY: test-load
-test-load: setup
+test-load: setup slurm-tools
 	DJANGO_SETTINGS_MODULE=portal.settings.test $(BIN)/python -m pytest -m load $(PYTEST_ARGS)
 
 # The OpenID Connect provider the SSO browser tests sign in through (tests/sso/, pinned by its

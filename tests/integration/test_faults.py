@@ -27,7 +27,7 @@ from tests.fixtures.faultproxy import fault_proxy
 from tests.instances.integration_support import provision_directly, remove_directly
 from tests.integration.cloud_checks import launch, m3_tiny, orphans, servers_with_public_ip
 
-pytestmark = [pytest.mark.integration, pytest.mark.load, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 __all__ = ["fault_proxy", "own_queues"]
 
 FAULT_RATE = float(os.environ.get("PORTAL_TEST_FAULT_RATE", "0.2"))  # 0 measures the cloud alone

@@ -30,7 +30,7 @@ from tests.factories import UserFactory
 from tests.fixtures.celery_worker import wait_for
 from tests.instances.integration_support import provision_directly, remove_directly
 
-pytestmark = [pytest.mark.integration, pytest.mark.load, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 LAUNCHES, SERVERS_EACH = 25, 4
 WORKER_PROCESSES = 4
