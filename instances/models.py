@@ -195,6 +195,10 @@ class LaunchRequest(StatusRow):
     failed_step = models.CharField(max_length=64, blank=True)
     # What the task made, so a retry finds it and a failure cleans it up.
     server_ids = models.JSONField(default=list, blank=True)
+    # Passes that set out to make the servers, counted (committed) before any create is sent: the
+    # first needs no look in Nova for servers made earlier, since none can exist; any later one
+    # (a retry, a redelivered or resumed message) looks them up by the request's key first.
+    create_attempts = models.PositiveSmallIntegerField(default=0)
     floating_ip_ids = models.JSONField(default=list, blank=True)
     cloud_request_id = models.CharField(max_length=128, blank=True)
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from allocations.charging import preflight_launch
@@ -142,9 +142,13 @@ def _create_servers(row: LaunchRequest, scope: Scope) -> LaunchRequest:
     """Make the servers not made yet. The row stays locked meanwhile, so a second delivery of the
     same message waits, then finds them by the request's key instead of making them again."""
     network_id, groups = _project_setup(row, scope)
+    LaunchRequest.objects.filter(pk=row.pk).update(create_attempts=F("create_attempts") + 1)
     with transaction.atomic():
-        LaunchRequest.objects.select_for_update().get(pk=row.pk)
-        existing = _tagged(row, scope)
+        locked = LaunchRequest.objects.select_for_update().get(pk=row.pk)
+        # Only the first attempt ever may skip the look: nothing was sent for this request before it.
+        # (`attempts` too: a row a pass began before create_attempts was counted looks, whatever it says.)
+        first = locked.create_attempts == 1 and locked.attempts <= 1 and not locked.server_ids
+        existing = {} if first else _tagged(row, scope)
         if len(existing) < row.count:
             _create_missing(row, scope, existing, network_id, groups)
         else:

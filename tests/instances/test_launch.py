@@ -106,6 +106,19 @@ def test_a_redelivered_launch_finds_its_servers_and_makes_no_second_one(cloud, a
     assert len([s for s in cloud.servers.values() if s.status != "DELETED"]) == 2
 
 
+def test_the_first_pass_sends_the_creates_without_looking_for_earlier_ones_and_a_later_pass_looks(
+        cloud, allocation, user):
+    row = launch_provision(request_id=make_request(allocation, user, count=2).pk)
+    assert row.state == "succeeded" and cloud.calls["server_create"] == 2 and row.create_attempts == 1
+    assert cloud.calls["server_list"] == 1  # the check on them; nothing was looked up before the creates
+    # a pass that finds the create counted already (its worker died after sending) looks first
+    again = make_request(allocation, user, name="again", count=1, create_attempts=1)
+    cloud.add("again-1", status="BUILD", metadata={compute.META_REQUEST: str(again.idempotency_key),
+                                                   compute.META_INDEX: "1"})
+    assert launch_provision(request_id=again.pk).state == "succeeded"
+    assert cloud.calls["server_create"] == 2
+
+
 def test_no_valid_host_fails_with_words_and_leaves_nothing_behind(cloud, allocation, user):
     cloud.build_status, cloud.fault = "ERROR", "No valid host was found. There are not enough hosts available."
     row = launch_provision(request_id=make_request(allocation, user, count=2, flavor_id="f-g3-xl").pk)
