@@ -167,17 +167,34 @@ EXPORTS_SCRIPT = (
     "\"$net\" \"$net\" > /etc/exports")
 
 
+# The cloud's metadata service hands this user data (the munge key, the cluster's token) to any
+# process on the node that asks: from the first boot stage on, only root may reach it. nftables where
+# the image has it (Ubuntu 24.04, Rocky 9), else iptables; re-applied at every boot.
+METADATA_ADDRESS = "169.254.169.254"
+METADATA_FENCE = (
+    "if command -v nft >/dev/null 2>&1; then "
+    "nft add table inet portal_fence && "
+    "nft 'add chain inet portal_fence out { type filter hook output priority 0; }' && "
+    "nft flush chain inet portal_fence out && "
+    f"nft add rule inet portal_fence out ip daddr {METADATA_ADDRESS} meta skuid != 0 reject; "
+    "elif command -v iptables >/dev/null 2>&1; then "
+    f"iptables -C OUTPUT -d {METADATA_ADDRESS} -m owner ! --uid-owner 0 -j REJECT 2>/dev/null || "
+    f"iptables -I OUTPUT -d {METADATA_ADDRESS} -m owner ! --uid-owner 0 -j REJECT; fi")
+
+
 def _file(path: str, content: str, *, owner: str = "root:root", permissions: str = "0644", **extra) -> dict:
     # Deferred to the end of boot: the owners (munge, slurm) exist only once the packages are in.
     return {"path": path, "content": str(content), "owner": owner, "permissions": permissions, "defer": True, **extra}
 
 
 def _repositories(cluster: Cluster) -> dict:
+    """Where the packages come from, and the first boot stage's commands (the metadata fence first)."""
+    bootcmd = [["sh", "-c", METADATA_FENCE]]
     if cluster.image_family == ImageFamily.ROCKY:
         # Slurm and munge need CodeReady Builder next to EPEL.
         return {"yum_repos": {"epel": EPEL},
-                "bootcmd": [["sh", "-c", "dnf config-manager --set-enabled crb || true"]]}
-    return {"apt": {"sources": {"apptainer": {"source": APPTAINER_PPA}}}}
+                "bootcmd": [*bootcmd, ["sh", "-c", "dnf config-manager --set-enabled crb || true"]]}
+    return {"apt": {"sources": {"apptainer": {"source": APPTAINER_PPA}}}, "bootcmd": bootcmd}
 
 
 def head_user_data(cluster: Cluster, *, token: str, portal_url: str = "") -> str:

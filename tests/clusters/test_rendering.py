@@ -200,3 +200,51 @@ def test_slurmctld_accepts_the_rendered_slurm_conf(gpus, tmp_path):
         "/portal-suspend")
     assert "cloud" in config["PrivateData"]
     assert "idle_on_node_suspend" in config["SlurmctldParameters"]
+
+
+# --- the metadata fence, run for real ----------------------------------------------------------
+
+FETCH = ("import sys, urllib.request\n"
+         "try:\n"
+         "    print(urllib.request.urlopen('http://169.254.169.254:8775/', timeout=3).status)\n"
+         "except OSError as error:\n"
+         "    print('refused', error)\n")
+
+
+@pytest.mark.parametrize("family", [ImageFamily.UBUNTU, ImageFamily.ROCKY])
+def test_only_root_on_a_node_can_read_its_user_data_from_the_metadata_service(family):
+    """The user data holds the munge key and the cluster's token: the first boot command fences the
+    metadata service off from every user but root. Run here in a network namespace of its own, with
+    a stand-in metadata service on 169.254.169.254 and Debian's nftables."""
+    if os.geteuid() != 0 or not (shutil.which("nft") or Path("/usr/sbin/nft").exists()):
+        pytest.skip("needs root and nftables (scripts/ensure-slurm.sh)")
+    cluster = make_cluster(family)
+    for data in (rendering.head_user_data(cluster, token="t"), rendering.worker_user_data(cluster, node="w1")):
+        fence = yaml.safe_load(data)["bootcmd"][0]
+        assert fence[:2] == ["sh", "-c"] and "169.254.169.254" in fence[2]
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="portal-fence-"))  # pytest's own is closed to other users
+    tmp_path.chmod(0o755)
+    (tmp_path / "fetch.py").write_text(FETCH)
+    (tmp_path / "fence.sh").write_text(fence[2])
+    script = f"""
+        set -e
+        export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+        ip link set lo up && ip addr add 169.254.169.254/32 dev lo
+        python3 -m http.server --bind 169.254.169.254 8775 --directory {tmp_path} >/dev/null 2>&1 &
+        server=$!
+        for i in $(seq 50); do python3 {tmp_path}/fetch.py | grep -q 200 && break; sleep 0.1; done
+        echo "before: $(setpriv --reuid=65534 --regid=65534 --clear-groups python3 {tmp_path}/fetch.py)"
+        sh {tmp_path}/fence.sh && sh {tmp_path}/fence.sh
+        echo "root: $(python3 {tmp_path}/fetch.py)"
+        echo "user: $(setpriv --reuid=65534 --regid=65534 --clear-groups python3 {tmp_path}/fetch.py)"
+        kill $server
+    """
+    done = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True, timeout=60)
+    shutil.rmtree(tmp_path, ignore_errors=True)
+    lines = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
+    assert done.returncode == 0, done.stderr
+    assert lines["before"] == "200", done.stdout  # without the fence any user reads it
+    assert lines["root"] == "200", done.stdout  # cloud-init (root) still reads it, at every boot
+    assert lines["user"].startswith("refused"), done.stdout + done.stderr  # a cluster user does not
