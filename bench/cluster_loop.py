@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> int:
     env = {"DJANGO_SETTINGS_MODULE": "portal.settings.test", "PORTAL_TEST_DB": "test_portal_bench_clusters",
            "BENCH_CLUSTER_LOOPS": "5", **os.environ}
-    command = [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+    command = [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-m", "load",
                "tests/integration/test_clusters_loop.py::test_loop_timings"]
     return subprocess.run(command, cwd=ROOT, env=env).returncode
 
