@@ -78,7 +78,7 @@ test: setup chromium sso-provider slurm-tools
 	DJANGO_SETTINGS_MODULE=portal.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The long runs (marker `load`): the worker killed after every step of a first launch (make test
-# kills it after three), and the Slurm elastic loop with a real slurmctld; minutes each.
+# kills it after three), and the rest of the Slurm elastic loop (make test runs one job's loop).
 .PHONY: test-load
 test-load: setup slurm-tools
 	DJANGO_SETTINGS_MODULE=portal.settings.test $(BIN)/python -m pytest -m load $(PYTEST_ARGS)

@@ -4,9 +4,12 @@ deletes the workers' servers in the local cloud through a real Celery worker, an
 each server's boot with a local slurmd (tests/clusters/slurm_local.py says how and why).
 
 sbatch → resume → the portal creates the server → job COMPLETED → idle → suspend → server deleted
-in Nova → node powered down again; the ledger holds the worker's charge. Two jobs at once scale to
-two workers. An allocation that cannot carry a worker refuses the resume: the node goes DOWN with
-the portal's reason and no server is made. Deleting the cluster leaves nothing in the project.
+in Nova → node powered down again; the ledger holds the worker's charge. An allocation that cannot
+carry a worker refuses the resume: the node goes DOWN with the portal's reason and no server is
+made. Deleting the cluster leaves nothing in the project. (`make test`, about 2 minutes.)
+
+`make test-load` also runs the rest: two jobs at once scale to two workers; a refused node returns
+to service once the allocation has SUs again, and its job runs; raised max workers reach Slurm.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from tests.fixtures.celery_worker import wait_for
 from tests.instances.integration_support import instances_allocation, nova_servers
 from tests.integration.test_clusters import create_cluster
 
-pytestmark = [pytest.mark.integration, pytest.mark.load, pytest.mark.django_db(transaction=True),
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True),
               pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("slurmctld"),
                                  reason="needs root and Debian's slurm-wlm (scripts/ensure-slurm.sh)")]
 __all__ = ["instances_allocation"]
@@ -100,6 +103,31 @@ def test_the_elastic_loop(slurm, instances_allocation):
     allocation_meter(allocation=allocation, now=timezone.now())
     assert LedgerEntry.objects.filter(allocation=allocation, resource_id=server_id, kind="usage").exists()
 
+    # an allocation that cannot carry a worker: the resume is refused, the node goes DOWN with the reason
+    before = LaunchRequest.objects.filter(name__startswith="loop-w").count()
+    LedgerEntry.objects.create(allocation=allocation, kind="usage", sus=-(allocation.balance() - Decimal(5)),
+                               note="test: drained")
+    refused_job = slurm.sbatch("-N1", "--wrap", "hostname")
+    wait_for(lambda: any(slurm.node_state(n)[0].startswith("down") and "Not enough SUs" in slurm.node_state(n)[1]
+                         for n in ("w1", "w2")), timeout=120, interval=1, message="a node DOWN with the reason")
+    assert LaunchRequest.objects.filter(name__startswith="loop-w").count() == before
+    assert not servers_of(pid, "loop-w")
+    assert any(n.state == NodeState.REFUSED or "Not enough SUs" in n.reason for n in cluster.nodes.all())
+    slurm.run("scancel", refused_job)
+
+    # deleting the cluster leaves nothing in the project
+    services.cluster_delete(user=allocation.pi, cluster=cluster)
+    wait_for(lambda: Cluster.objects.get(pk=cluster.pk).state == ClusterState.DELETED, timeout=240,
+             message="the cluster deleted")
+    wait_for(lambda: not servers_of(pid, "loop-"), timeout=120, message="nothing of the cluster in Nova")
+
+
+@pytest.mark.load
+def test_the_loop_scales_out_and_returns_refused_nodes_to_service(slurm, instances_allocation):
+    """make test-load: two workers at once; a refused node back in service once the allocation has
+    SUs again, its job run on a new worker; max workers raised while the cluster runs."""
+    allocation, pid, cluster = instances_allocation, instances_allocation.openstack_project_id, slurm.cluster
+
     # two jobs at once scale to two workers
     jobs = [slurm.sbatch("-N1", "--exclusive", "--wrap", "sleep 3") for _ in range(2)]
     for j in jobs:
@@ -151,6 +179,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 @pytest.mark.skipif(not os.environ.get("BENCH_CLUSTER_LOOPS"), reason="bench/cluster_loop.py runs it")
+@pytest.mark.load
 def test_loop_timings(slurm, instances_allocation):
     """bench/cluster_loop.py: N one-worker loops; submit→COMPLETED, idle→deleted, and the portal's
     own time per resume (request in, when its scale-out event is written, to the server requested:
