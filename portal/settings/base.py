@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "allocations",
     "instances",
     "clusters",
+    "classes",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,116 @@
+"""Classes (issue 11) on the unit fake cloud: a roster is all good or nothing is made, errors name
+their lines; every seat launches through the instances' launch path as the class's owner with its
+own student's user data (validated by Debian's cloud-init); a failed seat launches again alone."""
+from __future__ import annotations
+
+import datetime
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from django.core.exceptions import ValidationError
+
+from classes import rendering, services
+from classes.models import ClassTemplate, Course, Seat, SeatState
+from instances.models import LaunchRequest
+from portal import crypto
+
+pytestmark = pytest.mark.django_db
+DAY = datetime.date(2026, 12, 1)
+
+
+def roster(n: int, bad: dict[int, str] | None = None) -> str:
+    """A CSV roster with a header and n students; `bad`: line number -> that line instead."""
+    lines = ["email,name"] + [f"student{i:02d}@uni.example,Student {i}" for i in range(1, n + 1)]
+    for number, text in (bad or {}).items():
+        lines[number - 1] = text
+    return "\n".join(lines) + "\n"
+
+
+def make_class(allocation, user, *, template="Ubuntu 24.04 + JupyterLab", students=3, **kw) -> Course:
+    return services.course_create(user=user, allocation=allocation, template=ClassTemplate.objects.get(name=template),
+                                  name=kw.pop("name", "bio101"), title="Biology 101", starts_on=DAY,
+                                  ends_on=DAY + datetime.timedelta(days=90), roster=roster(students), **kw)
+
+
+def test_a_roster_with_bad_lines_names_them_and_makes_nothing(allocation, user):
+    text = roster(30, bad={7: "not-an-address,Someone", 19: "student03@uni.example,Twice"})
+    with pytest.raises(ValidationError) as refused:
+        services.course_create(user=user, allocation=allocation, template=ClassTemplate.objects.first(),
+                               name="bio101", title="", starts_on=DAY, ends_on=DAY, roster=text)
+    assert refused.value.messages == ["Line 7: “not-an-address” is not an email address.",
+                                      "Line 19: student03@uni.example is already on the roster."]
+    assert not Course.objects.exists() and not Seat.objects.exists()
+    good, errors = services.roster_parse(text)
+    assert len(good) == 28 and len(errors) == 2
+
+
+def test_seats_get_unique_linux_names_and_a_password_kept_encrypted(allocation, user):
+    course = services.course_create(
+        user=user, allocation=allocation, template=ClassTemplate.objects.first(), name="cs1", title="", starts_on=DAY,
+        ends_on=DAY, roster="Ada.Lovelace+cs@x.example\nada.lovelace@y.example,Ada L\n7of9@z.example\n")
+    seats = list(course.seats.order_by("line"))
+    assert [s.username for s in seats] == ["adalovelace", "adalovelace2", "u7of9"]
+    assert seats[1].name == "Ada L" and seats[0].email == "ada.lovelace+cs@x.example"
+    assert len(crypto.decrypt(seats[0].encrypted_password)) >= 12 and "@" not in seats[0].encrypted_password
+
+
+def test_launch_all_makes_one_launch_per_seat_as_the_owner_with_that_students_user_data(cloud, allocation, user):
+    course = make_class(allocation, user, students=3)
+    launched = services.course_launch(user=user, course=course)
+    assert len(launched) == 3
+    launches = {launch.name: launch for launch in LaunchRequest.objects.all()}
+    assert sorted(launches) == ["bio101-student01", "bio101-student02", "bio101-student03"]
+    for seat in course.seats.all():
+        launch = launches[seat.server_name]
+        assert launch.requested_by == user and launch.flavor_name == "m3.small" and launch.count == 1
+        data = yaml.safe_load(launch.user_data)
+        account = data["users"][1]
+        assert account["name"] == seat.username and account["passwd"].startswith("$6$")
+        assert crypto.decrypt(seat.encrypted_password) not in launch.user_data  # only its hash
+        assert f"User={seat.username}" in data["write_files"][0]["content"]  # the boot script, filled in
+        assert seat.state == SeatState.LAUNCHING and seat.launch_id == launch.pk
+    course.refresh_from_db()
+    assert course.state == "running"
+    # a second "launch all" launches nothing more
+    assert services.course_launch(user=user, course=course) == []
+
+
+def test_a_failed_seat_launches_again_alone(cloud, allocation, user):
+    course = make_class(allocation, user, students=2)
+    services.course_launch(user=user, course=course)
+    first, second = course.seats.order_by("username")
+    LaunchRequest.objects.filter(pk=first.launch_id).update(state="failed", error="No valid host was found.")
+    LaunchRequest.objects.filter(pk=second.launch_id).update(state="succeeded", server_ids=["srv-2"])
+    assert services.seats_follow(course=course) == 2
+    first.refresh_from_db(), second.refresh_from_db()
+    assert (first.state, first.error) == (SeatState.FAILED, "No valid host was found.")
+    assert (second.state, second.server_id) == (SeatState.READY, "srv-2")
+    services.course_launch(user=user, course=course)
+    assert LaunchRequest.objects.filter(name=first.server_name).count() == 2
+    assert LaunchRequest.objects.filter(name=second.server_name).count() == 1
+
+
+def test_a_template_whose_flavor_the_allocation_lacks_says_so(cloud, allocation, user):
+    course = make_class(allocation, user, students=1)
+    ClassTemplate.objects.filter(pk=course.template_id).update(flavor_name="m9.huge")
+    course.refresh_from_db()
+    with pytest.raises(services.ClassCannotLaunch, match="m9.huge is not available"):
+        services.course_launch(user=user, course=course)
+    assert not LaunchRequest.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["Ubuntu 24.04", "Ubuntu 24.04 + JupyterLab", "R + RStudio Server"])
+def test_each_ready_templates_seat_user_data_passes_cloud_init_schema(name, allocation, user, tmp_path):
+    assert shutil.which("cloud-init"), "run scripts/ensure-slurm.sh (make test does): Debian's cloud-init"
+    course = make_class(allocation, user, template=name, students=1)
+    seat = course.seats.get()
+    text = rendering.seat_user_data(course, seat, ssh_keys=["ssh-ed25519 AAAAC3Nza student@laptop"],
+                                    password="s3cret-pass")
+    path = tmp_path / "seat.yaml"
+    path.write_text(text)
+    done = subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "{{" not in text and "{%" not in text  # every placeholder filled
