@@ -20,6 +20,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("allocations.urls")),
     path("", include("clusters.urls")),
+    path("", include("classes.urls")),
     path("", include("api.urls")),
     path("admin/", admin.site.urls),
 ]

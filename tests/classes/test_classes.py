@@ -114,3 +114,55 @@ def test_each_ready_templates_seat_user_data_passes_cloud_init_schema(name, allo
                           timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "{{" not in text and "{%" not in text  # every placeholder filled
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+def test_the_educator_makes_a_class_from_a_pasted_roster_and_bad_lines_keep_what_was_typed(
+        user_client, allocation, user, cloud):
+    from django.urls import reverse
+
+    template = ClassTemplate.objects.get(name="Ubuntu 24.04")
+    form = {"project": allocation.pk, "template": str(template.pk), "name": "chem2", "title": "Chemistry 2",
+            "starts_on": "2026-12-01", "ends_on": "2026-12-20",
+            "roster": "email,name\na@uni.example,A\nnope\nb@uni.example,B\n"}
+    page = user_client.post(f"{reverse('classes:create')}?project={allocation.pk}", form).content.decode()
+    assert "Line 3: “nope” is not an email address." in page and "b@uni.example,B" in page  # nothing lost
+    assert not Course.objects.exists()
+    form["roster"] = "email,name\na@uni.example,A\nb@uni.example,B\n"
+    response = user_client.post(f"{reverse('classes:create')}?project={allocation.pk}", form, follow=True)
+    page = response.content.decode()
+    course = Course.objects.get(name="chem2")
+    assert response.redirect_chain[-1][0] == reverse("classes:detail", args=[course.pk])
+    assert "0/2 ready" in page and "Launch 2 seats" in page and 'data-testid="cost"' in page
+    # the cost preview: 2 seats x m3.small's rate x the hours to the end of the last day
+    assert "up to" in page and "SU/hour a seat" in page
+    user_client.post(reverse("classes:launch", args=[course.pk]))
+    page = user_client.get(reverse("classes:detail", args=[course.pk])).content.decode()
+    assert page.count('data-testid="seat-row"') == 2 and "Launching" in page and 'hx-trigger="every 3s"' in page
+
+
+def test_a_student_sees_only_their_own_seat_with_its_ssh_command(client, allocation, user, cloud):
+    from allauth.account.models import EmailAddress
+    from django.urls import reverse
+
+    from instances.models import Instance
+    from tests.factories import UserFactory
+
+    course = make_class(allocation, user, students=2)
+    services.course_launch(user=user, course=course)
+    mine, theirs = course.seats.order_by("username")
+    for seat, ip in ((mine, "10.0.0.31"), (theirs, "10.0.0.32")):
+        LaunchRequest.objects.filter(pk=seat.launch_id).update(state="succeeded", server_ids=[f"srv-{seat.pk}"])
+        Instance.objects.create(allocation=allocation, project_id=allocation.openstack_project_id,
+                                server_id=f"srv-{seat.pk}", name=seat.server_name, status="ACTIVE",
+                                addresses=[{"addr": ip, "kind": "fixed"}])
+    student = UserFactory(email=mine.email)
+    EmailAddress.objects.update_or_create(user=student, email=mine.email, defaults={"verified": True})
+    client.force_login(student)
+    page = client.get(reverse("classes:list")).content.decode()
+    assert f"ssh {mine.username}@10.0.0.31" in page
+    assert theirs.email not in page and "10.0.0.32" not in page and theirs.username not in page
+    # the class's page and its launch are the instructors' alone
+    assert client.get(reverse("classes:detail", args=[course.pk])).status_code == 404
+    assert client.post(reverse("classes:launch", args=[course.pk])).status_code == 404

@@ -51,7 +51,8 @@ class Theirs:
         """Text that only the other allocation's pages show."""
         return [self.allocation.title, self.allocation.pi.email, self.membership.user.email, self.instance.name,
                 self.volume.name, self.launch.name, self.key.name, self.key.public_key, self.credential.name,
-                "theirs-ledger-line", "theirs-group", "192.0.2.20", self.secret]
+                "theirs-ledger-line", "theirs-group", "192.0.2.20", self.secret,
+                "their-student@example.org", "theirs-class"]
 
     def leaked_into(self, body: str) -> list[str]:
         return [m for m in self.markers if m in body or escape(m) in body]

@@ -26,6 +26,7 @@ from django.urls import URLResolver, get_resolver, resolve, reverse
 
 from allocations.models import Allocation, ApplicationCredential, Invitation, KeystoneIdentity, LedgerEntry, Membership
 from api.models import ApiToken, IdempotentRequest
+from classes.models import Course, Seat
 from clusters.models import Cluster, ClusterEvent, ClusterNode, ClusterOperation
 from instances.models import CloudAction, Instance, LaunchRequest, SSHKey, Volume
 from portal.cloud import identity
@@ -208,6 +209,13 @@ REGISTRY: dict[str, Access] = {
     "clusters:max_workers": Access(MEMBERS, url("clusters:max_workers", lambda o: o.cluster.pk), POST,
                                    data=lambda o: {"max_workers": 1}),
     "clusters:delete": Access(MEMBERS, url("clusters:delete", lambda o: o.cluster.pk), POST),
+    # Classes: the owner and instructors act on a class; a student sees only their own seat
+    "classes:list": Access(PERSONAL, url("classes:list"), why="the classes the person teaches and their own seats"),
+    "classes:create": Access(MEMBERS, in_project("classes:create"), GET_POST, data=lambda o: {
+        "template": str(o.course.template_id), "name": "grabbed", "starts_on": "2026-12-01",
+        "ends_on": "2026-12-31", "roster": "someone@example.org"}),
+    "classes:detail": Access(MEMBERS, url("classes:detail", lambda o: o.course.pk)),
+    "classes:launch": Access(MEMBERS, url("classes:launch", lambda o: o.course.pk), POST),
 }
 
 # The REST API (api/): a program authenticates with a personal token; anonymous calls get 401
@@ -282,7 +290,21 @@ def theirs(theirs):
     theirs.invitation, _ = _invitation_create(allocation=theirs.allocation, email="invitee-theirs@example.org",
                                               role="member", by=theirs.allocation.pi)
     theirs.cluster = _their_cluster(theirs)
+    theirs.course = _their_course(theirs)
     return theirs
+
+
+def _their_course(theirs):
+    """A class of the other allocation, with one seat (classes/)."""
+    import datetime
+
+    from classes.models import ClassTemplate, Course, Seat
+
+    course = Course.objects.create(allocation=theirs.allocation, template=ClassTemplate.objects.first(),
+                                   name="theirs-class", title="Their class", owner=theirs.allocation.pi,
+                                   starts_on=datetime.date(2026, 12, 1), ends_on=datetime.date(2026, 12, 31))
+    Seat.objects.create(course=course, email="their-student@example.org", username="theirstudent")
+    return course
 
 
 def _their_cluster(theirs):
@@ -305,7 +327,7 @@ def _their_cluster(theirs):
 
 WATCHED = (Allocation, Membership, KeystoneIdentity, LedgerEntry, ApplicationCredential, Instance, Volume,
            LaunchRequest, CloudAction, SSHKey, Operation, Invitation, ApiToken, IdempotentRequest, Cluster, ClusterNode,
-           ClusterEvent, ClusterOperation)
+           ClusterEvent, ClusterOperation, Course, Seat)
 
 
 def rows() -> dict[str, list[dict]]:
