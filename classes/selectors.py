@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from allocations.charging import su_per_hour
 from instances.models import Instance
+from portal import crypto
 
-from .models import ClassTemplate, Course, CourseState, Seat, SeatState
+from .models import AccessMethod, ClassTemplate, Course, CourseState, Seat, SeatState
 
 
 def template_list_for_user(*, user):
@@ -92,4 +93,8 @@ def seats_for_student(*, user) -> list[Seat]:
     seats = (Seat.objects.filter(Q(user=user) | Q(user__isnull=True, email__in=[e.lower() for e in verified]))
              .exclude(course__state=CourseState.DELETED).exclude(state=SeatState.REMOVED)
              .select_related("course__template", "launch"))
-    return _seat_view(list(seats))
+    seats = _seat_view(list(seats))
+    for seat in seats:  # their own password, for the seat's Linux account (templates that give one)
+        uses_password = seat.course.template.access in (AccessMethod.PASSWORD, AccessMethod.BOTH)
+        seat.password = crypto.decrypt(seat.encrypted_password) if uses_password and seat.encrypted_password else ""
+    return seats

@@ -162,6 +162,8 @@ def test_a_student_sees_only_their_own_seat_with_its_ssh_command(client, allocat
     client.force_login(student)
     page = client.get(reverse("classes:list")).content.decode()
     assert f"ssh {mine.username}@10.0.0.31" in page
+    assert crypto.decrypt(mine.encrypted_password) in page  # their own password, to sign in with
+    assert crypto.decrypt(theirs.encrypted_password) not in page
     assert theirs.email not in page and "10.0.0.32" not in page and theirs.username not in page
     # the class's page and its launch are the instructors' alone
     assert client.get(reverse("classes:detail", args=[course.pk])).status_code == 404

@@ -1,0 +1,51 @@
+"""Classes against the real local cloud with a real Celery worker (issue 11): a class's seats are
+launched through the portal as the class's owner, each server ACTIVE in Nova with its own student's
+user data; no student gets a role in the project."""
+from __future__ import annotations
+
+import base64
+import datetime
+
+import pytest
+import yaml
+
+from classes import selectors, services
+from classes.models import ClassTemplate
+from tests.cloud_sdk import connection_get
+from tests.fixtures.celery_worker import wait_for
+from tests.instances.integration_support import instances_allocation, nova_servers
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+__all__ = ["instances_allocation"]
+
+
+def seats_shown(course):
+    return selectors.course_page(course=course, flavor_vcpus=None)["seats"]
+
+
+def test_a_class_launches_one_seat_per_student_each_with_its_own_user_data(instances_allocation,
+                                                                          celery_worker_process):
+    allocation, pid = instances_allocation, instances_allocation.openstack_project_id
+    admin = connection_get()
+    roles_before = {a.user["id"] for a in admin.identity.role_assignments(scope_project_id=pid) if a.user}
+    today = datetime.date.today()
+    course = services.course_create(
+        user=allocation.pi, allocation=allocation, template=ClassTemplate.objects.get(name="Ubuntu 24.04"),
+        name="intro", title="Intro to the cloud", starts_on=today, ends_on=today + datetime.timedelta(days=30),
+        roster="email,name\nada@uni.example,Ada\ngrace@uni.example,Grace\nalan@uni.example,Alan\n")
+    # when the educator launches every seat
+    assert len(services.course_launch(user=allocation.pi, course=course)) == 3
+    # then each seat is ready, its server ACTIVE in the class's project under the seat's name
+    wait_for(lambda: all(s.shown_state == "ready" for s in seats_shown(course)), timeout=240, interval=2,
+             message="every seat ready")
+    servers = {s.name: s for s in nova_servers(pid)}
+    for seat in seats_shown(course):
+        server = servers[seat.server_name]
+        assert server.status == "ACTIVE" and server.user_id == allocation.pi.keystone.keystone_user_id
+        # and it boots with its own student's account, nobody else's
+        shown = admin.compute.get(f"/servers/{server.id}", microversion="2.3").json()["server"]
+        data = yaml.safe_load(base64.b64decode(shown["OS-EXT-SRV-ATTR:user_data"]))
+        assert [u["name"] for u in data["users"][1:]] == [seat.username]
+        assert data["users"][1]["passwd"].startswith("$6$")
+    # and no student got a role in the project: its role holders are who they were
+    assert {a.user["id"] for a in admin.identity.role_assignments(scope_project_id=pid) if a.user} == roles_before
