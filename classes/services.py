@@ -131,7 +131,7 @@ def course_launch(*, user, course: Course, seats: list[Seat] | None = None) -> l
         with transaction.atomic():
             launch = instance_launch(user=owner, allocation=allocation, flavor=flavor, image_id=image.id,
                                      image_name=image.name, name=seat.server_name, user_data=user_data,
-                                     boot_volume_gb=template.volume_gb)
+                                     boot_volume_gb=template.volume_gb, assign_floating_ip=True)
             Seat.objects.filter(pk=seat.pk).update(state=SeatState.LAUNCHING, launch=launch, error="", server_id="")
         launched.append(seat)
     Course.objects.filter(pk=course.pk, state=CourseState.DRAFT).update(state=CourseState.RUNNING)

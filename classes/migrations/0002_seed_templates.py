@@ -2,11 +2,9 @@ from django.db import migrations
 
 
 def seed(apps, schema_editor):
-    from classes.seeds import TEMPLATES
+    from classes.seeds import templates_seed
 
-    ClassTemplate = apps.get_model("classes", "ClassTemplate")
-    for fields in TEMPLATES:
-        ClassTemplate.objects.update_or_create(name=fields["name"], defaults={**fields, "builtin": True})
+    templates_seed(apps.get_model("classes", "ClassTemplate"))
 
 
 class Migration(migrations.Migration):

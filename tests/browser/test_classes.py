@@ -16,6 +16,14 @@ def devcloud(devcloud_ready):
     return devcloud_ready
 
 
+@pytest.fixture(autouse=True)
+def seeded_templates(transactional_db):
+    """A transactional test's flush empties the tables its migrations seeded: seed them again."""
+    from classes.seeds import templates_seed
+
+    templates_seed()
+
+
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 

@@ -65,6 +65,7 @@ def test_launch_all_makes_one_launch_per_seat_as_the_owner_with_that_students_us
     for seat in course.seats.all():
         launch = launches[seat.server_name]
         assert launch.requested_by == user and launch.flavor_name == "m3.small" and launch.count == 1
+        assert launch.assign_floating_ip  # students reach their seat from outside
         data = yaml.safe_load(launch.user_data)
         account = data["users"][1]
         assert account["name"] == seat.username and account["passwd"].startswith("$6$")

@@ -11,12 +11,21 @@ import yaml
 
 from classes import selectors, services
 from classes.models import ClassTemplate
+from instances.services import project_sync
 from tests.cloud_sdk import connection_get
 from tests.fixtures.celery_worker import wait_for
 from tests.instances.integration_support import instances_allocation, nova_servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 __all__ = ["instances_allocation"]
+
+
+@pytest.fixture(autouse=True)
+def seeded_templates(transactional_db):
+    """A transactional test's flush empties the tables its migrations seeded: seed them again."""
+    from classes.seeds import templates_seed
+
+    templates_seed()
 
 
 def seats_shown(course):
@@ -47,5 +56,13 @@ def test_a_class_launches_one_seat_per_student_each_with_its_own_user_data(insta
         data = yaml.safe_load(base64.b64decode(shown["OS-EXT-SRV-ATTR:user_data"]))
         assert [u["name"] for u in data["users"][1:]] == [seat.username]
         assert data["users"][1]["passwd"].startswith("$6$")
+    # and each seat's ssh command names its public IP (it reaches Nova's addresses, and so the mirror's
+    # sync, a moment after the launch has assigned it)
+    def public():
+        project_sync(allocation=allocation, full=True)
+        return all(s.instance and s.instance.floating_ips and s.ssh == f"ssh {s.username}@{s.instance.floating_ips[0]}"
+                   for s in seats_shown(course))
+
+    wait_for(public, timeout=180, interval=3, message="every seat's ssh command with its public IP")
     # and no student got a role in the project: its role holders are who they were
     assert {a.user["id"] for a in admin.identity.role_assignments(scope_project_id=pid) if a.user} == roles_before
