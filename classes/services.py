@@ -151,3 +151,47 @@ def seats_follow(*, course: Course) -> int:
             Seat.objects.filter(pk=seat.pk).update(state=SeatState.FAILED, error=launch.error)
             changed += 1
     return changed
+
+
+# --- The end of a class: seats shelved after the last day, deleted `delete_after_days` later ------
+
+def _seat_instance(seat: Seat):
+    from instances.models import Instance
+
+    ids = [seat.server_id] if seat.server_id else list(seat.launch.server_ids if seat.launch else [])
+    return Instance.objects.filter(server_id__in=ids, deleted_at__isnull=True).select_related("allocation").first()
+
+
+def courses_end(*, today) -> dict[str, int]:
+    """Beat: shelve the seats of classes whose last day has passed (0 SU while shelved; the class
+    becomes "ended"), and delete them `delete_after_days` after (the class becomes "deleted" once
+    none is left). Actions go through the instances' action path as the class's owner; a seat
+    with an action still running is tried again at the next run. Returns what it asked for."""
+    import datetime
+
+    from instances.services import ActionNotAllowed, instance_act
+
+    asked = {"shelve": 0, "delete": 0}
+    for course in Course.objects.filter(state__in=[CourseState.RUNNING, CourseState.ENDED], ends_on__lt=today):
+        deleting = today > course.ends_on + datetime.timedelta(days=course.delete_after_days)
+        action = "delete" if deleting else "shelve"
+        left = 0
+        for seat in course.seats.exclude(state=SeatState.REMOVED).select_related("launch"):
+            instance = _seat_instance(seat)
+            if instance is None:
+                if deleting:
+                    Seat.objects.filter(pk=seat.pk).update(state=SeatState.REMOVED)
+                continue
+            if action == "shelve" and instance.status in ("SHELVED", "SHELVED_OFFLOADED"):
+                continue
+            left += 1
+            try:
+                instance_act(user=course.owner, instance=instance, action=action)
+                asked[action] += 1
+            except ActionNotAllowed:
+                pass  # an action of its own is running; the next run asks again
+        if deleting and not left:
+            Course.objects.filter(pk=course.pk).update(state=CourseState.DELETED)
+        elif course.state == CourseState.RUNNING:
+            Course.objects.filter(pk=course.pk).update(state=CourseState.ENDED)
+    return asked

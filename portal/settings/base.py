@@ -323,3 +323,6 @@ PORTAL_CLUSTER_RESUME_TIMEOUT = env.int("PORTAL_CLUSTER_RESUME_TIMEOUT", default
 PORTAL_CLUSTER_SUSPEND_TIMEOUT = env.int("PORTAL_CLUSTER_SUSPEND_TIMEOUT", default=30)
 CELERY_BEAT_SCHEDULE["clusters-resume-stale-operations"] = {"task": "clusters.tasks.resume_stale_operations",
                                                             "schedule": 60.0}
+
+# --- Classes (classes/): seats shelved after a class's last day, deleted later ---------------------
+CELERY_BEAT_SCHEDULE["classes-end"] = {"task": "classes.tasks.end_classes", "schedule": 3600.0}

@@ -169,3 +169,50 @@ def test_a_student_sees_only_their_own_seat_with_its_ssh_command(client, allocat
     # the class's page and its launch are the instructors' alone
     assert client.get(reverse("classes:detail", args=[course.pk])).status_code == 404
     assert client.post(reverse("classes:launch", args=[course.pk])).status_code == 404
+
+
+# --- the end of a class -----------------------------------------------------------------------
+
+def _ready_seats(course, allocation, status="ACTIVE"):
+    from instances.models import Instance
+
+    for seat in course.seats.all():
+        LaunchRequest.objects.filter(pk=seat.launch_id).update(state="succeeded", server_ids=[f"srv-{seat.pk}"])
+        Instance.objects.create(allocation=allocation, project_id=allocation.openstack_project_id,
+                                server_id=f"srv-{seat.pk}", name=seat.server_name, status=status)
+
+
+def test_after_the_last_day_seats_are_shelved_and_deleted_fourteen_days_later(cloud, allocation, user):
+    from instances.models import CloudAction, Instance
+
+    course = make_class(allocation, user, students=2)  # last day: DAY + 90
+    services.course_launch(user=user, course=course)
+    _ready_seats(course, allocation)
+    last = course.ends_on
+    # on the last day nothing happens
+    assert services.courses_end(today=last) == {"shelve": 0, "delete": 0}
+    # the day after, every seat is shelved as the class's owner, and the class has ended
+    assert services.courses_end(today=last + datetime.timedelta(days=1)) == {"shelve": 2, "delete": 0}
+    shelves = CloudAction.objects.filter(action="shelve")
+    assert shelves.count() == 2 and {a.requested_by for a in shelves} == {user}
+    course.refresh_from_db()
+    assert course.state == "ended"
+    # a run while the shelves are still running asks for nothing twice
+    assert services.courses_end(today=last + datetime.timedelta(days=2)) == {"shelve": 0, "delete": 0}
+    CloudAction.objects.filter(action="shelve").update(state="succeeded")
+    Instance.objects.filter(server_id__startswith="srv-").update(status="SHELVED_OFFLOADED")
+    assert services.courses_end(today=last + datetime.timedelta(days=14)) == {"shelve": 0, "delete": 0}
+    # 14 days after the last day has passed, the seats are deleted; once gone, so is the class
+    assert services.courses_end(today=last + datetime.timedelta(days=15)) == {"shelve": 0, "delete": 2}
+    assert CloudAction.objects.filter(action="delete", requested_by=user).count() == 2
+    Instance.objects.filter(server_id__startswith="srv-").update(deleted_at=datetime.datetime.now(datetime.UTC))
+    services.courses_end(today=last + datetime.timedelta(days=16))
+    course.refresh_from_db()
+    assert course.state == "deleted" and set(course.seats.values_list("state", flat=True)) == {"removed"}
+
+
+def test_a_class_not_launched_is_left_alone_at_its_end(cloud, allocation, user):
+    course = make_class(allocation, user, students=1)
+    assert services.courses_end(today=course.ends_on + datetime.timedelta(days=30)) == {"shelve": 0, "delete": 0}
+    course.refresh_from_db()
+    assert course.state == "draft"

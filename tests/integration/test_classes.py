@@ -1,6 +1,7 @@
 """Classes against the real local cloud with a real Celery worker (issue 11): a class's seats are
 launched through the portal as the class's owner, each server ACTIVE in Nova with its own student's
-user data; no student gets a role in the project."""
+user data; no student gets a role in the project; after the last day the seats are shelved, and
+deleted once the days before deletion have passed."""
 from __future__ import annotations
 
 import base64
@@ -66,3 +67,18 @@ def test_a_class_launches_one_seat_per_student_each_with_its_own_user_data(insta
     wait_for(public, timeout=180, interval=3, message="every seat's ssh command with its public IP")
     # and no student got a role in the project: its role holders are who they were
     assert {a.user["id"] for a in admin.identity.role_assignments(scope_project_id=pid) if a.user} == roles_before
+
+    # the day after the last day, the seats are shelved in Nova (0 SU), as the class's owner
+    asked = services.courses_end(today=course.ends_on + datetime.timedelta(days=1))
+    assert asked == {"shelve": 3, "delete": 0}
+    wait_for(lambda: {s.status for s in nova_servers(pid) if s.name.startswith("intro-")} == {"SHELVED_OFFLOADED"},
+             timeout=180, interval=2, message="every seat shelved in Nova")
+    # and once the days before deletion have passed, they are deleted, and the class with them
+    project_sync(allocation=allocation, full=True)
+    assert services.courses_end(today=course.ends_on + datetime.timedelta(days=15)) == {"shelve": 0, "delete": 3}
+    wait_for(lambda: not [s for s in nova_servers(pid) if s.name.startswith("intro-")], timeout=180, interval=2,
+             message="every seat deleted in Nova")
+    project_sync(allocation=allocation, full=True)
+    services.courses_end(today=course.ends_on + datetime.timedelta(days=16))
+    course.refresh_from_db()
+    assert course.state == "deleted"
