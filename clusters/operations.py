@@ -67,14 +67,18 @@ def _launched(op: ClusterOperation) -> ClusterOperation:
         return _launch_failed(op, launch)
     server_id = instance.server_id if instance else launch.server_ids[0]
     _tag(cluster, node, server_id)
-    # Only a node still building becomes active: one Slurm gave back meanwhile is being deleted.
-    ClusterNode.objects.filter(pk=node.pk, state=NodeState.BUILDING).update(
-        state=NodeState.ACTIVE, server_id=server_id, reason="", updated_at=timezone.now())
-    ClusterNode.objects.filter(pk=node.pk).exclude(state=NodeState.ACTIVE).update(server_id=server_id)
-    if node.role == NodeRole.HEAD:
-        fixed = next((a["addr"] for a in (instance.addresses if instance else []) if a.get("kind") == "fixed"), "")
-        Cluster.objects.filter(pk=cluster.pk, state=ClusterState.CREATING).update(
-            state=ClusterState.READY, head_address=fixed, head_public_address=_public_address(cluster, launch))
+    public = _public_address(cluster, launch) if node.role == NodeRole.HEAD else ""
+    # One transaction: nobody sees the head active while the cluster still says "creating".
+    with transaction.atomic():
+        # Only a node still building becomes active: one Slurm gave back meanwhile is being deleted.
+        ClusterNode.objects.filter(pk=node.pk, state=NodeState.BUILDING).update(
+            state=NodeState.ACTIVE, server_id=server_id, reason="", updated_at=timezone.now())
+        ClusterNode.objects.filter(pk=node.pk).exclude(state=NodeState.ACTIVE).update(server_id=server_id)
+        if node.role == NodeRole.HEAD:
+            fixed = next((a["addr"] for a in (instance.addresses if instance else []) if a.get("kind") == "fixed"),
+                         "")
+            Cluster.objects.filter(pk=cluster.pk, state=ClusterState.CREATING).update(
+                state=ClusterState.READY, head_address=fixed, head_public_address=public)
     return status_row_succeed(row=op, step="active")
 
 
