@@ -73,6 +73,22 @@ def wait_job(slurm: LocalSlurm, job: str, timeout: float = 240) -> None:
         raise
 
 
+def refuse_a_resume(slurm: LocalSlurm, allocation) -> tuple[str, int]:
+    """Drain the allocation to 5 SUs and submit a job: its resume is refused, a node goes DOWN with
+    the portal's reason, no server is made. Returns the waiting job and the launches made before."""
+    pid, cluster = allocation.openstack_project_id, slurm.cluster
+    before = LaunchRequest.objects.filter(name__startswith="loop-w").count()
+    LedgerEntry.objects.create(allocation=allocation, kind="usage", sus=-(allocation.balance() - Decimal(5)),
+                               note="test: drained")
+    refused_job = slurm.sbatch("-N1", "--wrap", "hostname")
+    wait_for(lambda: any(slurm.node_state(n)[0].startswith("down") and "Not enough SUs" in slurm.node_state(n)[1]
+                         for n in ("w1", "w2")), timeout=120, interval=1, message="a node DOWN with the reason")
+    assert LaunchRequest.objects.filter(name__startswith="loop-w").count() == before
+    assert not servers_of(pid, "loop-w")
+    assert any(n.state == NodeState.REFUSED or "Not enough SUs" in n.reason for n in cluster.nodes.all())
+    return refused_job, before
+
+
 def test_the_elastic_loop(slurm, instances_allocation):
     allocation, pid, cluster = instances_allocation, instances_allocation.openstack_project_id, slurm.cluster
 
@@ -104,15 +120,7 @@ def test_the_elastic_loop(slurm, instances_allocation):
     assert LedgerEntry.objects.filter(allocation=allocation, resource_id=server_id, kind="usage").exists()
 
     # an allocation that cannot carry a worker: the resume is refused, the node goes DOWN with the reason
-    before = LaunchRequest.objects.filter(name__startswith="loop-w").count()
-    LedgerEntry.objects.create(allocation=allocation, kind="usage", sus=-(allocation.balance() - Decimal(5)),
-                               note="test: drained")
-    refused_job = slurm.sbatch("-N1", "--wrap", "hostname")
-    wait_for(lambda: any(slurm.node_state(n)[0].startswith("down") and "Not enough SUs" in slurm.node_state(n)[1]
-                         for n in ("w1", "w2")), timeout=120, interval=1, message="a node DOWN with the reason")
-    assert LaunchRequest.objects.filter(name__startswith="loop-w").count() == before
-    assert not servers_of(pid, "loop-w")
-    assert any(n.state == NodeState.REFUSED or "Not enough SUs" in n.reason for n in cluster.nodes.all())
+    refused_job, before = refuse_a_resume(slurm, allocation)
     slurm.run("scancel", refused_job)
 
     # deleting the cluster leaves nothing in the project
@@ -139,15 +147,7 @@ def test_the_loop_scales_out_and_returns_refused_nodes_to_service(slurm, instanc
     wait_for(lambda: not servers_of(pid, "loop-w"), timeout=120, message="no worker left in Nova")
 
     # an allocation that cannot carry a worker: the resume is refused, the node goes DOWN with the reason
-    before = LaunchRequest.objects.filter(name__startswith="loop-w").count()
-    LedgerEntry.objects.create(allocation=allocation, kind="usage", sus=-(allocation.balance() - Decimal(5)),
-                               note="test: drained")
-    refused_job = slurm.sbatch("-N1", "--wrap", "hostname")
-    wait_for(lambda: any(slurm.node_state(n)[0].startswith("down") and "Not enough SUs" in slurm.node_state(n)[1]
-                         for n in ("w1", "w2")), timeout=120, interval=1, message="a node DOWN with the reason")
-    assert LaunchRequest.objects.filter(name__startswith="loop-w").count() == before
-    assert not servers_of(pid, "loop-w")
-    assert any(n.state == NodeState.REFUSED or "Not enough SUs" in n.reason for n in cluster.nodes.all())
+    refused_job, before = refuse_a_resume(slurm, allocation)
     # the head's reports leave it DOWN while the allocation still cannot carry a worker
     slurm.run(str(slurm.folder / "portal-report"))
     assert any(slurm.node_state(n)[0].startswith("down") for n in ("w1", "w2"))
