@@ -9,4 +9,6 @@ class ClassesConfig(AppConfig):
     def ready(self):
         from portal.registry import NavEntry, add_nav_entry
 
+        from . import signals  # noqa: F401 - seats bind on sign-in and on a confirmed address
+
         add_nav_entry(NavEntry("Classes", "classes:list", order=50))

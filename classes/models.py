@@ -67,6 +67,13 @@ class Course(models.Model):
     starts_on = models.DateField()
     ends_on = models.DateField()
     delete_after_days = models.PositiveSmallIntegerField(default=14, validators=[MaxValueValidator(365)])
+    # Class hours (classes.schedule): [{"day": 0, "start": "09:00", "end": "10:30"}]; empty = all day.
+    schedule = models.JSONField(default=list, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC", help_text="The time zone of the class hours.")
+    # What the schedule last made of the seats ("on" or "off"); the beat acts when the phase changes.
+    schedule_phase = models.CharField(max_length=8, blank=True)
+    # Reminder mails already sent ("shelve-3", "shelve-1", "delete-3", "delete-1"), cleared on extend.
+    reminders_sent = models.JSONField(default=list, blank=True)
     state = models.CharField(max_length=16, choices=CourseState.choices, default=CourseState.DRAFT)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -116,6 +123,9 @@ class Seat(models.Model):
     error = models.TextField(blank=True)
     line = models.PositiveIntegerField(default=0, validators=[MinValueValidator(0)],
                                        help_text="The roster line it came from.")
+    invited_at = models.DateTimeField(null=True, blank=True)
+    # The student's last visit to their machine's page or action on it, through the portal.
+    last_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

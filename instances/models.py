@@ -230,6 +230,10 @@ class CloudAction(StatusRow):
     params = models.JSONField(default=dict, blank=True)
     result = models.JSONField(default=dict, blank=True)
     cloud_request_id = models.CharField(max_length=128, blank=True)
+    # Whose Keystone identity the call runs as when it is not the requester's: a student's action on
+    # their class seat runs as the class's owner (the student has no role in the project).
+    acting_as = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
     # A failed action the person has read and put away (it leaves their lists, not the history).
     dismissed_at = models.DateTimeField(null=True, blank=True)
 

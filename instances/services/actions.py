@@ -73,6 +73,8 @@ ACTIONS: dict[str, ActionSpec] = {
     "resize_revert": ActionSpec("Revert resize", frozenset({"VERIFY_RESIZE"}), RUNNING | STOPPED),
     "lock": ActionSpec("Lock", ANY, ANY),
     "unlock": ActionSpec("Unlock", ANY, ANY, when_locked=True),
+    "rebuild": ActionSpec("Re-image", RUNNING | STOPPED, RUNNING,
+                          confirm="Re-imaging replaces the instance's disk: everything on it is lost. Continue?"),
     "image_create": ActionSpec("Create image", RUNNING | STOPPED, RUNNING | STOPPED),
     "floating_ip_assign": ActionSpec("Assign public IP", RUNNING | STOPPED, RUNNING | STOPPED),
     "floating_ip_release": ActionSpec("Release public IP", ANY, ANY, confirm="Release the public IP address?"),
@@ -100,6 +102,8 @@ def action_refusal(*, instance: Instance, action: str) -> str:
         return f"{spec.label} is not available for GPU flavors."
     if instance.is_whole_gpu and not spec.whole_gpu:
         return f"{spec.label} is not available for whole-GPU flavors."
+    if action == "rebuild" and not instance.image_id:
+        return "An instance that boots from a volume cannot be re-imaged."
     if action == "floating_ip_release" and not instance.floating_ips:
         return "The instance has no public IP."
     if action == "floating_ip_assign" and instance.floating_ips:
@@ -148,8 +152,13 @@ def resize_preview(*, user, instance: Instance, flavor_id: str) -> ResizePreview
                          new_rate=su_per_hour(flavor_name=flavor.name, vcpus=flavor.vcpus))
 
 
-def instance_act(*, user, instance: Instance, action: str, params: dict | None = None) -> CloudAction:
-    """Check the action applies, record it and enqueue it; refuses a second open action."""
+def instance_act(*, user, instance: Instance, action: str, params: dict | None = None,
+                 acting_as=None) -> CloudAction:
+    """Check the action applies, record it and enqueue it; refuses a second open action.
+
+    `acting_as`: a member of the allocation whose identity the call runs as, when `user` (who asked,
+    and is recorded) has none there: a student acting on their class seat, as the class's owner.
+    Callers check that `user` may act on this instance."""
     from .. import tasks
 
     params = dict(params or {})
@@ -157,23 +166,25 @@ def instance_act(*, user, instance: Instance, action: str, params: dict | None =
         raise ActionNotAllowed(reason)
     allocation = instance.allocation
     try:
-        member_scope(user=user, allocation=allocation, creating=action in CREATING)
+        member_scope(user=acting_as or user, allocation=allocation, creating=action in CREATING)
     except NoCloudAccess as exc:
         raise ActionNotAllowed(str(exc)) from None
     if action == "resize":
-        flavor = resize_preview(user=user, instance=instance, flavor_id=params.get("flavor_id", "")).flavor
+        flavor = resize_preview(user=acting_as or user, instance=instance, flavor_id=params.get("flavor_id", "")).flavor
         params = {"flavor_id": flavor.id, "flavor_name": flavor.name, "from_flavor_name": instance.flavor_name}
     elif action == "unshelve":
         preflight_launch(allocation=allocation, flavor_name=instance.flavor_name, vcpus=instance.vcpus)
     elif action == "delete":
         keep = set(params.get("keep_addresses") or ())
         params = {"keep_addresses": sorted(keep & set(instance.floating_ips))}
+    elif action == "rebuild":
+        params = {"image_id": params.get("image_id") or instance.image_id, "user_data": params.get("user_data", "")}
     try:
         with transaction.atomic():
             row = CloudAction.objects.create(
                 allocation=allocation, project_id=instance.project_id, target_type=ActionTarget.SERVER,
                 target_id=instance.server_id, target_name=instance.name, action=action, params=params,
-                requested_by=user)
+                requested_by=user, acting_as=acting_as)
             status_row_enqueue(row=row, task=tasks.action_run)
     except IntegrityError:
         raise ActionNotAllowed("Another action on this instance is still running; wait for it to finish.") from None
@@ -240,6 +251,9 @@ def _call(row: CloudAction, scope: Scope) -> None:
         compute.server_action(scope=scope, server_id=server, action=row.action)
     elif row.action == "resize":
         compute.server_resize(scope=scope, server_id=server, flavor_id=row.params["flavor_id"])
+    elif row.action == "rebuild":
+        compute.server_rebuild(scope=scope, server_id=server, image_id=row.params["image_id"],
+                               user_data=row.params.get("user_data", ""))
     elif row.action == "image_create":
         image_id = compute.server_image_create(scope=scope, server_id=server,
                                                name=row.params.get("name") or f"{row.target_name}-image")
@@ -301,7 +315,8 @@ def _done(row: CloudAction, server: compute.Server | None, scope: Scope) -> bool
 # our action -> the name Nova gives it in the server's action log
 NOVA_ACTION_NAMES = {"start": "start", "stop": "stop", "reboot_soft": "reboot", "reboot_hard": "reboot",
                      "suspend": "suspend", "resume": "resume", "shelve": "shelve", "unshelve": "unshelve",
-                     "resize": "resize", "resize_confirm": "confirmResize", "resize_revert": "revertResize"}
+                     "resize": "resize", "resize_confirm": "confirmResize", "resize_revert": "revertResize",
+                     "rebuild": "rebuild"}
 
 
 def _raise_if_nova_failed(row: CloudAction, scope: Scope) -> None:
@@ -320,7 +335,8 @@ def _raise_if_nova_failed(row: CloudAction, scope: Scope) -> None:
 
 
 def _already_done(row: CloudAction, scope: Scope) -> bool:
-    if row.action in ("image_create", "floating_ip_assign", "floating_ip_release", "reboot_soft", "reboot_hard"):
+    if row.action in ("image_create", "floating_ip_assign", "floating_ip_release", "reboot_soft", "reboot_hard",
+                      "rebuild"):
         return False
     try:
         return _done(row, compute.server_get(scope=scope, server_id=row.target_id), scope)
@@ -431,8 +447,9 @@ def _release_floating_ips(row: CloudAction, scope: Scope) -> None:
 
 
 def action_scope(row: CloudAction) -> Scope:
-    """The identity an action runs as: the person who asked for it, in the action's project."""
-    return member_scope(user=row.requested_by, allocation=row.allocation)
+    """The identity an action runs as: the person who asked for it (or the member they act
+    through: a class's owner for a student's seat), in the action's project."""
+    return member_scope(user=row.acting_as or row.requested_by, allocation=row.allocation)
 
 
 def cloud_action_error(*, row: CloudAction, exc: CloudError) -> str:

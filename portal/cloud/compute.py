@@ -249,6 +249,17 @@ def server_action(*, scope: Scope, server_id: str, action: str) -> None:
         getattr(conn.compute, method)(server_id, *args)
 
 
+def server_rebuild(*, scope: Scope, server_id: str, image_id: str, user_data: str = "") -> None:
+    """Re-image a server from `image_id` (its disk is replaced; its name, flavor, addresses and
+    ports stay), with new user data run at its next first boot."""
+    import base64
+
+    attrs = {"user_data": base64.b64encode(user_data.encode()).decode()} if user_data else {}
+    with cloud_errors():
+        conn = connection_for(scope)
+        conn.compute.rebuild_server(server_id, image_id, **attrs)
+
+
 @dataclass(frozen=True)
 class ServerEvent:
     """One entry of Nova's instance action log (what was asked, and whether it failed)."""

@@ -326,3 +326,4 @@ CELERY_BEAT_SCHEDULE["clusters-resume-stale-operations"] = {"task": "clusters.ta
 
 # --- Classes (classes/): seats shelved after a class's last day, deleted later ---------------------
 CELERY_BEAT_SCHEDULE["classes-end"] = {"task": "classes.tasks.end_classes", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["classes-schedule"] = {"task": "classes.tasks.run_schedules", "schedule": 300.0}

@@ -37,7 +37,7 @@ PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9
 def _config() -> schemathesis.Config:
     return schemathesis.Config.from_dict({
         "seed": 9,
-        "workers": 2,
+        "workers": 1,  # CPython 3.11.7: two threads building ASTs at once (hypothesis) raise SystemError
         "generation": {"max-examples": 6, "database": "none", "mode": "all"},
         # One unexpected method per path is enough to see 405 problem details; six would double the run.
         "phases": {"coverage": {"unexpected-methods": ["PATCH"]}, "stateful": {"enabled": False}},

@@ -216,6 +216,20 @@ REGISTRY: dict[str, Access] = {
         "ends_on": "2026-12-31", "roster": "someone@example.org"}),
     "classes:detail": Access(MEMBERS, url("classes:detail", lambda o: o.course.pk)),
     "classes:launch": Access(MEMBERS, url("classes:launch", lambda o: o.course.pk), POST),
+    "classes:mine": Access(PERSONAL, url("classes:mine"), why="the person's own class machines"),
+    # A seat is its student's (and its class's instructors'): anyone else gets 404.
+    "classes:seat_act": Access(MEMBERS, lambda o: reverse("classes:seat_act", args=[o.course.seats.first().pk,
+                                                                                     "start"]), POST),
+    "classes:act": Access(MEMBERS, url("classes:act", lambda o: o.course.pk), POST,
+                          data=lambda o: {"which": "all", "action": "delete"}),
+    "classes:roster_add": Access(MEMBERS, url("classes:roster_add", lambda o: o.course.pk), POST,
+                                 data=lambda o: {"roster": "grabbed@example.org"}),
+    "classes:extend": Access(MEMBERS, url("classes:extend", lambda o: o.course.pk), POST,
+                             data=lambda o: {"ends_on": "2027-06-30"}),
+    "classes:instructor_add": Access(MEMBERS, url("classes:instructor_add", lambda o: o.course.pk), POST,
+                                     data=lambda o: {"email": "outsider@example.org"}),
+    "classes:instructor_remove": Access(MEMBERS, url("classes:instructor_remove", lambda o: o.course.pk,
+                                                     lambda o: o.allocation.pi.pk), POST),
 }
 
 # The REST API (api/): a program authenticates with a personal token; anonymous calls get 401
