@@ -20,7 +20,8 @@ from django.utils import timezone
 
 from allocations.scopes import member_scope
 from instances.models import LaunchRequest
-from instances.selectors import flavor_list_for, launch_options
+from instances.quota import launch_refusals
+from instances.selectors import flavor_list_for, launch_options, project_quota_for
 from instances.services import instance_launch
 from portal import crypto
 
@@ -163,8 +164,16 @@ def course_launch(*, user, course: Course, seats: list[Seat] | None = None) -> l
     if flavor is None:
         raise ClassCannotLaunch(f"The flavor {template.flavor_name} is not available to this allocation.")
     image = _template_image(course)
-    groups = _class_groups(course)
     todo = seats if seats is not None else list(course.seats.filter(state__in=[SeatState.PENDING, SeatState.FAILED]))
+    if not todo:
+        return []
+    refusals = launch_refusals(quota=project_quota_for(user=owner, allocation=allocation), flavor=flavor,
+                               count=len(todo), new_volume_gb=template.volume_gb, public_ip=True)
+    if refusals:  # one seat each: a class that does not fit is told before any seat is made
+        raise ClassCannotLaunch(f"{len(todo)} seat{'s' if len(todo) != 1 else ''} do not fit the project's quota: "
+                                + " ".join(refusals.values())
+                                + " Ask your cloud's admins to raise the quota, or launch fewer seats.")
+    groups = _class_groups(course)
     launched = []
     for seat in todo:
         user_data = _seat_user_data(course, seat)
