@@ -11,33 +11,35 @@ from django.urls import reverse
 from .models import Course, Seat
 
 
-def _url(path: str) -> str:
-    return settings.PORTAL_PUBLIC_URL.rstrip("/") + path
+def _url(path: str, base_url: str = "") -> str:
+    return (base_url or settings.PORTAL_PUBLIC_URL).rstrip("/") + path
 
 
 def _subject(text: str) -> str:
     return " ".join(f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{text}".split())[:200]
 
 
-def machines_url() -> str:
-    return _url(reverse("classes:mine"))
+def machines_url(base_url: str = "") -> str:
+    return _url(reverse("classes:mine"), base_url)
 
 
-def invitation_signup_url(seat: Seat) -> str:
-    return _url(f"{reverse('account_signup')}?{urlencode({'email': seat.email, 'next': reverse('classes:mine')})}")
+def invitation_signup_url(seat: Seat, base_url: str = "") -> str:
+    query = urlencode({"email": seat.email, "next": reverse("classes:mine")})
+    return _url(f"{reverse('account_signup')}?{query}", base_url)
 
 
-def invitations_send(course: Course, seats: list[Seat]) -> int:
+def invitations_send(course: Course, seats: list[Seat], base_url: str = "") -> int:
     """One mail per student: what the class is, and how to reach their machine (sign up or in with
-    this address; the seat is theirs once the address is confirmed)."""
+    this address; the seat is theirs once the address is confirmed). `base_url`: the portal's
+    address as the educator reached it (PORTAL_PUBLIC_URL otherwise)."""
     teacher = course.owner.email
     messages = [(
         _subject(f"Your machine for {course}"),
         f"{teacher} has set up a cloud machine for you in the class “{course}” "
         f"({course.starts_on:%b %-d} to {course.ends_on:%b %-d, %Y}).\n\n"
-        f"New here? Create your account with this address ({seat.email}):\n{invitation_signup_url(seat)}\n\n"
+        f"New here? Create your account with this address ({seat.email}):\n{invitation_signup_url(seat, base_url)}\n\n"
         f"Already have an account with this address? Your machine is under “My class machines”:\n"
-        f"{machines_url()}\n\n"
+        f"{machines_url(base_url)}\n\n"
         "There you see its state, the exact ssh command to connect, and buttons to start, stop and reboot it.",
         None, [seat.email]) for seat in seats]
     return send_mass_mail(messages, fail_silently=False)

@@ -153,13 +153,20 @@ def seats_for_student(*, user) -> list[Seat]:
 
     from .services import STUDENT_ACTIONS
 
+    from instances.models import CloudAction
+
     seats = _seat_view(list(_student_seats(user)))
+    open_actions = dict(CloudAction.objects.filter(
+        target_id__in=[s.instance.server_id for s in seats if s.instance], state__in=["queued", "running"])
+        .values_list("target_id", "action"))
     for seat in seats:  # their own password, for the seat's Linux account (templates that give one)
         uses_password = seat.course.template.access in (AccessMethod.PASSWORD, AccessMethod.BOTH)
         seat.password = crypto.decrypt(seat.encrypted_password) if uses_password and seat.encrypted_password else ""
         running = seat.course.state == CourseState.RUNNING
-        seat.actions = [(name, label) for name, label in STUDENT_ACTIONS.items()
-                        if running and seat.instance and not action_refusal(instance=seat.instance, action=name)]
-        seat.busy = bool(seat.instance and seat.instance.task_state)
+        seat.pending = open_actions.get(seat.instance.server_id, "") if seat.instance else ""
+        seat.actions = [] if seat.pending else [
+            (name, label) for name, label in STUDENT_ACTIONS.items()
+            if running and seat.instance and not action_refusal(instance=seat.instance, action=name)]
+        seat.busy = bool(seat.pending or (seat.instance and seat.instance.task_state))
         seat.next_window = _next_window(seat.course)
     return seats

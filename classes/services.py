@@ -150,9 +150,10 @@ def _class_groups(course: Course) -> list[str] | None:
     return [security_group_ensure_default(scope=scope), name]
 
 
-def course_launch(*, user, course: Course, seats: list[Seat] | None = None) -> list[Seat]:
+def course_launch(*, user, course: Course, seats: list[Seat] | None = None, base_url: str = "") -> list[Seat]:
     """Launch the seats not launched yet (or those given, e.g. one failed seat again), each its own
-    launch request carrying its student's user data, and mail each student not invited yet.
+    launch request carrying its student's user data, and mail each student not invited yet (links
+    on `base_url`, the portal's address as the educator reached it).
     Raises NoCloudAccess, ClassCannotLaunch, and InsufficientBalance (from the first seat's
     preflight) with words for the page."""
     from . import notifications
@@ -187,7 +188,7 @@ def course_launch(*, user, course: Course, seats: list[Seat] | None = None) -> l
     Course.objects.filter(pk=course.pk, state=CourseState.DRAFT).update(state=CourseState.RUNNING)
     uninvited = [s for s in launched if s.invited_at is None and s.user_id is None]
     if uninvited:
-        transaction.on_commit(lambda: notifications.invitations_send(course, uninvited))
+        transaction.on_commit(lambda: notifications.invitations_send(course, uninvited, base_url))
         Seat.objects.filter(pk__in=[s.pk for s in uninvited]).update(invited_at=timezone.now())
     return launched
 

@@ -74,7 +74,8 @@ def course_roster_add(request, pk: int):
         try:
             added = services.roster_add(user=request.user, course=course, roster=form.cleaned_data["roster"])
             if added and course.state == "running":
-                services.course_launch(user=request.user, course=course, seats=added)
+                services.course_launch(user=request.user, course=course, seats=added,
+                                       base_url=request.build_absolute_uri("/"))
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         except (NoCloudAccess, services.ClassCannotLaunch, InsufficientBalance, CloudError) as exc:
@@ -170,7 +171,8 @@ def course_launch(request, pk: int):
     seat_pk = request.POST.get("seat")
     seats = [get_object_or_404(course.seats, pk=seat_pk)] if seat_pk else None
     try:
-        launched = services.course_launch(user=request.user, course=course, seats=seats)
+        launched = services.course_launch(user=request.user, course=course, seats=seats,
+                                          base_url=request.build_absolute_uri("/"))
     except (NoCloudAccess, services.ClassCannotLaunch, InsufficientBalance, ValidationError, CloudError) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", None) or [str(exc)]))
     else:

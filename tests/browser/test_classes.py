@@ -1,13 +1,14 @@
 """An educator makes a class from a template and an uploaded roster in Chromium, on the real
-devcloud, and launches its seats; a student of the roster signs in and sees exactly one machine,
-with its ssh command (issue 11)."""
+devcloud, and launches its seats; a student of the roster signs up from the invitation mail, sees
+exactly one machine with its ssh command, and stops it (issue 11)."""
 import datetime
+import re
 
 import pytest
+from django.core import mail
 
 from classes.models import Course
 from tests.browser.conftest import SCREENSHOTS, sign_in
-from tests.factories import UserFactory
 from tests.instances.integration_support import devcloud_ready, instances_allocation  # noqa: F401
 
 
@@ -54,16 +55,36 @@ def test_an_educator_makes_a_class_from_a_csv_and_a_student_sees_one_machine(
     seat = course.seats.get(email="student.one@uni.example")
     assert page.get_by_test_id("seat-row").count() == 2
 
-    # the student signs in with the roster's address and sees exactly their own machine
-    student = UserFactory(email="student.one@uni.example")
+    # the student follows the invitation mail, signs up with the roster's address, confirms it, and
+    # lands on their machines: exactly one, with its ssh command
+    invited = [m for m in mail.outbox if m.to == ["student.one@uni.example"]]
+    assert len(invited) == 1 and "Cloud computing 101" in invited[0].subject
+    signup = re.search(r"https?://\S+/accounts/signup/\?\S+", invited[0].body).group(0)
     context = chromium_browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
     other = context.new_page()
-    sign_in(other, student)
-    other.get_by_role("navigation").get_by_role("link", name="Classes").click()
-    cards = other.get_by_test_id("my-seats").locator(".card")
-    cards.first.wait_for()
-    assert cards.count() == 1
-    other.get_by_test_id("ssh-command").filter(has_text=f"ssh {seat.username}@").wait_for(timeout=60_000)
-    assert "student.two@uni.example" not in other.content()
-    other.screenshot(path=str(SCREENSHOTS / "test_classes-student-view.png"), full_page=True)
-    context.close()
+    try:
+        other.goto(signup)
+        assert other.get_by_label("Email").input_value() == "student.one@uni.example"
+        other.get_by_label("Password", exact=True).fill("analytical-engine-1843")
+        other.get_by_label(re.compile("Password \\(again\\)")).fill("analytical-engine-1843")
+        other.get_by_role("button", name=re.compile("sign up", re.I)).click()
+        other.get_by_text(re.compile("verify your email", re.I)).first.wait_for()
+        confirm = next(m for m in mail.outbox if m.to == ["student.one@uni.example"] and "confirm-email" in m.body)
+        other.goto(re.search(r"https?://\S+/accounts/confirm-email/\S+/", confirm.body).group(0))
+        other.get_by_role("button", name=re.compile("confirm", re.I)).click()
+        other.get_by_role("heading", name="My class machines").wait_for()
+        cards = other.get_by_test_id("my-seat")
+        cards.first.wait_for()
+        assert cards.count() == 1
+        other.get_by_test_id("ssh-command").filter(has_text=f"ssh {seat.username}@").wait_for(timeout=60_000)
+        assert "student.two@uni.example" not in other.content()
+        other.screenshot(path=str(SCREENSHOTS / "test_classes-student-view.png"), full_page=True)
+        # they stop their machine themselves, and the card follows it
+        other.get_by_role("button", name="Stop").click()
+        other.get_by_test_id("seat-status").filter(has_text="shutoff").wait_for(timeout=120_000)
+        other.get_by_role("button", name="Start").wait_for()
+        other.screenshot(path=str(SCREENSHOTS / "test_classes-student-stopped.png"), full_page=True)
+    finally:
+        context.close()
+    seat.refresh_from_db()
+    assert seat.user.email == "student.one@uni.example"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import time
 
 import pytest
 import yaml
@@ -82,3 +83,93 @@ def test_a_class_launches_one_seat_per_student_each_with_its_own_user_data(insta
     services.courses_end(today=course.ends_on + datetime.timedelta(days=16))
     course.refresh_from_db()
     assert course.state == "deleted"
+
+
+def test_a_thirty_seat_class_from_a_csv_with_two_bad_lines_and_who_may_act_on_its_seats(
+        instances_allocation, celery_worker_process, client):
+    """The roster's bad lines are named and nothing is made; without them 28 seats launch, each
+    with its own student's user data. A student drives their own seat (the call runs as the class's
+    owner) and reaches no other; a TA shelves and unshelves every seat."""
+    from allauth.account.models import EmailAddress
+    from django.core.exceptions import ValidationError
+    from django.urls import reverse
+
+    from instances.models import CloudAction
+    from tests.classes.test_classes import roster
+    from tests.factories import UserFactory
+
+    allocation, pid = instances_allocation, instances_allocation.openstack_project_id
+    admin = connection_get()
+    admin.set_network_quotas(pid, floatingip=40)
+    roles_before = {a.user["id"] for a in admin.identity.role_assignments(scope_project_id=pid) if a.user}
+    today = datetime.date.today()
+    csv = roster(30, bad={7: "student-seven-at-uni,Seven", 19: "student03@uni.example,Again"})
+    kwargs = dict(user=allocation.pi, allocation=allocation, template=ClassTemplate.objects.get(name="Ubuntu 24.04"),
+                  name="big", title="A big class", starts_on=today, ends_on=today + datetime.timedelta(days=30))
+    with pytest.raises(ValidationError) as refused:
+        services.course_create(**kwargs, roster=csv)
+    assert [m.split(":")[0] for m in refused.value.messages] == ["Line 7", "Line 19"]
+    # the educator drops the two lines and sends it again
+    course = services.course_create(**kwargs, roster="\n".join(
+        line for n, line in enumerate(csv.splitlines(), start=1) if n not in (7, 19)))
+    assert course.seats.count() == 28
+    started = time.monotonic()
+    assert len(services.course_launch(user=allocation.pi, course=course)) == 28
+    wait_for(lambda: all(s.shown_state == "ready" for s in seats_shown(course)), timeout=420, interval=3,
+             message="all 28 seats ready")
+    servers = {s.name: s for s in nova_servers(pid) if s.name.startswith("big-")}
+    assert len(servers) == 28 and {s.status for s in servers.values()} == {"ACTIVE"}
+    for seat in seats_shown(course):
+        shown = admin.compute.get(f"/servers/{servers[seat.server_name].id}", microversion="2.3").json()["server"]
+        data = yaml.safe_load(base64.b64decode(shown["OS-EXT-SRV-ATTR:user_data"]))
+        assert [u["name"] for u in data["users"][1:]] == [seat.username]
+    print(f"28 seats ready in {time.monotonic() - started:.0f} s")
+    project_sync(allocation=allocation, full=True)
+
+    # student A drives their own seat: the stop runs in Nova as the class's owner
+    seat_a, seat_b = course.seats.order_by("username")[:2]
+    student = UserFactory(email=seat_a.email)
+    EmailAddress.objects.update_or_create(user=student, email=seat_a.email, defaults={"verified": True})
+    client.force_login(student)
+    page = client.get(reverse("classes:mine")).content.decode()
+    assert page.count('data-testid="my-seat"') == 1 and seat_a.server_name in page and seat_b.server_name not in page
+    client.post(reverse("classes:seat_act", args=[seat_a.pk, "stop"]))
+    stop = CloudAction.objects.get(action="stop", requested_by=student)
+    wait_for(lambda: CloudAction.objects.get(pk=stop.pk).state == "succeeded", timeout=120, interval=1,
+             message="the student's stop to finish")
+    server_a = servers[seat_a.server_name]
+    assert admin.compute.get_server(server_a.id).status == "SHUTOFF"
+    nova_stop = next(a for a in admin.compute.server_actions(server_a.id) if a.action == "stop")
+    assert nova_stop.user_id == allocation.pi.keystone.keystone_user_id
+    # and reaches nothing else: another seat, any server of the project, the class page
+    other = allocation.instances.get(server_id=servers[seat_b.server_name].id)
+    assert client.post(reverse("classes:seat_act", args=[seat_b.pk, "stop"])).status_code == 404
+    assert client.get(reverse("instances:detail", args=[other.pk])).status_code == 404
+    assert client.get(reverse("classes:detail", args=[course.pk])).status_code == 404
+    # and no student holds a role in the project
+    assert {a.user["id"] for a in admin.identity.role_assignments(scope_project_id=pid) if a.user} == roles_before
+
+    # a TA shelves every seat, then unshelves every seat
+    ta = UserFactory(email="ta@uni.example")
+    EmailAddress.objects.update_or_create(user=ta, email=ta.email, defaults={"verified": True})
+    services.instructor_add(user=allocation.pi, course=course, email=ta.email)
+    client.force_login(ta)
+
+    def nova_states():
+        return {s.status for s in nova_servers(pid) if s.name.startswith("big-")}
+
+    def settled():
+        return not CloudAction.objects.filter(state__in=["queued", "running"]).exists()
+
+    started = time.monotonic()
+    client.post(reverse("classes:act", args=[course.pk]), {"which": "all", "action": "shelve"})
+    assert CloudAction.objects.filter(action="shelve", requested_by=ta).count() == 28
+    wait_for(lambda: settled() and nova_states() == {"SHELVED_OFFLOADED"}, timeout=420, interval=3,
+             message="every seat shelved")
+    print(f"28 seats shelved in {time.monotonic() - started:.0f} s")
+    started = time.monotonic()
+    client.post(reverse("classes:act", args=[course.pk]), {"which": "all", "action": "unshelve"})
+    wait_for(lambda: settled() and nova_states() == {"ACTIVE"}, timeout=420, interval=3,
+             message="every seat unshelved")
+    print(f"28 seats unshelved in {time.monotonic() - started:.0f} s")
+    assert not CloudAction.objects.filter(state="failed").exists()
