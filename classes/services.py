@@ -275,11 +275,16 @@ def seats_act(*, user, course: Course, action: str, seat_ids: list[int] | None =
 
     if action not in INSTRUCTOR_ACTIONS:
         raise ValidationError("Choose an action.")
-    seats = course.seats.exclude(state__in=[SeatState.REMOVED, SeatState.PENDING]).select_related("launch", "user")
+    seats = course.seats.exclude(state=SeatState.REMOVED).select_related("launch", "user")
     if seat_ids is not None:
         seats = seats.filter(pk__in=seat_ids)
     outcome = BulkOutcome(asked=[], refused=[])
     for seat in seats:
+        if seat.state == SeatState.PENDING:  # never launched: only taking it off the roster applies
+            if action == "delete":
+                Seat.objects.filter(pk=seat.pk).update(state=SeatState.REMOVED)
+                outcome.asked.append(seat.username)
+            continue
         try:
             _seat_act(user=user, course=course, seat=seat, action=action)
             outcome.asked.append(seat.username)

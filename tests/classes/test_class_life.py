@@ -288,3 +288,12 @@ def test_a_class_bigger_than_the_public_ip_quota_is_told_before_any_seat_is_made
     assert "12 seats do not fit the project's quota: 12 instances need 12 public IPs; 10 of the project's 10 " \
            "are free." in str(refused.value)
     assert not LaunchRequest.objects.exists() and set(course.seats.values_list("state", flat=True)) == {"pending"}
+
+
+def test_a_student_not_launched_yet_is_taken_off_the_roster_without_the_cloud(cloud, allocation, user):
+    course = make_class(allocation, user, students=2)
+    first = course.seats.get(username="student01")
+    assert services.seats_act(user=user, course=course, action="delete", seat_ids=[first.pk]).asked == ["student01"]
+    first.refresh_from_db()
+    assert first.state == "removed" and not CloudAction.objects.exists()
+    assert [s.username for s in services.course_launch(user=user, course=course)] == ["student02"]
