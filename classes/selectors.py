@@ -149,11 +149,10 @@ def _student_seats(user):
 
 def seats_for_student(*, user) -> list[Seat]:
     """The person's own seats: bound to them, or on a roster under one of their verified addresses."""
+    from instances.models import CloudAction
     from instances.services import action_refusal
 
     from .services import STUDENT_ACTIONS
-
-    from instances.models import CloudAction
 
     seats = _seat_view(list(_student_seats(user)))
     open_actions = dict(CloudAction.objects.filter(
