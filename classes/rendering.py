@@ -18,6 +18,8 @@ USERNAME = re.compile(r"[^a-z0-9]")
 # The template engine the boot scripts are rendered with: no autoescape (a shell script, not HTML),
 # and nothing but variables and filters from Django's built-ins.
 ENGINE = Engine(autoescape=False)
+# libyaml's emitter where PyYAML was built with it (a class of 50 seats renders 50 of these at once).
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def username_for(email: str, taken: set[str]) -> str:
@@ -75,4 +77,4 @@ def seat_user_data(course: Course, seat: Seat, *, ssh_keys: list[str], password:
         data["write_files"] = [{"path": "/usr/local/sbin/class-setup", "permissions": "0755",
                                 "content": script + "\n"}]
         data["runcmd"] = [["/usr/local/sbin/class-setup"]]
-    return "#cloud-config\n" + yaml.safe_dump(data, sort_keys=False, width=1000)
+    return "#cloud-config\n" + yaml.dump(data, Dumper=DUMPER, sort_keys=False, width=1000, allow_unicode=False)

@@ -22,7 +22,7 @@ from allocations.scopes import member_scope
 from instances.models import LaunchRequest
 from instances.quota import launch_refusals
 from instances.selectors import flavor_list_for, launch_options, project_quota_for
-from instances.services import instance_launch
+from instances.services import instance_launch_many
 from portal import crypto
 
 from . import rendering
@@ -175,16 +175,15 @@ def course_launch(*, user, course: Course, seats: list[Seat] | None = None, base
                                 + " ".join(refusals.values())
                                 + " Ask your cloud's admins to raise the quota, or launch fewer seats.")
     groups = _class_groups(course)
-    launched = []
-    for seat in todo:
-        user_data = _seat_user_data(course, seat)
-        with transaction.atomic():
-            launch = instance_launch(user=owner, allocation=allocation, flavor=flavor, image_id=image.id,
-                                     image_name=image.name, name=seat.server_name, user_data=user_data,
-                                     boot_volume_gb=template.volume_gb, assign_floating_ip=True,
-                                     security_groups=groups)
-            Seat.objects.filter(pk=seat.pk).update(state=SeatState.LAUNCHING, launch=launch, error="", server_id="")
-        launched.append(seat)
+    with transaction.atomic():
+        launches = instance_launch_many(
+            user=owner, allocation=allocation, flavor=flavor, image_id=image.id, image_name=image.name,
+            servers=[(seat.server_name, _seat_user_data(course, seat)) for seat in todo],
+            boot_volume_gb=template.volume_gb, security_groups=groups, assign_floating_ip=True)
+        for seat, launch in zip(todo, launches, strict=True):
+            seat.state, seat.launch, seat.error, seat.server_id = SeatState.LAUNCHING, launch, "", ""
+        Seat.objects.bulk_update(todo, ["state", "launch", "error", "server_id"])
+    launched = todo
     Course.objects.filter(pk=course.pk, state=CourseState.DRAFT).update(state=CourseState.RUNNING)
     uninvited = [s for s in launched if s.invited_at is None and s.user_id is None]
     if uninvited:

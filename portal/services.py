@@ -48,6 +48,15 @@ def status_row_enqueue(*, row: Row, task, args: tuple = (), queue: str | None = 
     return row
 
 
+def status_rows_enqueue_made(*, rows: list, task, queue: str | None = None) -> list:
+    """status_row_enqueue for rows made together (bulk_create) that already carry the task id
+    their message will have (`celery_task_id`, chosen before they were saved): no UPDATE each."""
+    for row in rows:
+        options = {"task_id": row.celery_task_id, **({"queue": queue} if queue else {})}
+        transaction.on_commit(lambda row=row, options=options: task.apply_async(args=(row.pk,), **options))
+    return rows
+
+
 def _transition(row: Row, state: str, **fields) -> Row:
     with transaction.atomic():
         locked = type(row).objects.select_for_update().get(pk=row.pk)

@@ -24,6 +24,7 @@ from portal.services import (
     status_row_progress,
     status_row_start,
     status_row_succeed,
+    status_rows_enqueue_made,
 )
 
 from ..models import Instance, LaunchRequest
@@ -79,6 +80,33 @@ def instance_launch(*, user, allocation, flavor: compute.Flavor, image_id: str, 
             network_id=network_id, user_data=user_data, assign_floating_ip=assign_floating_ip, step="queued")
         status_row_enqueue(row=row, task=tasks.launch_provision, queue=settings.PORTAL_CLOUD_QUEUE)
     return row
+
+
+def instance_launch_many(*, user, allocation, flavor: compute.Flavor, image_id: str, image_name: str,
+                         servers: list[tuple[str, str]], boot_volume_gb: int | None = None,
+                         security_groups: list[str] | None = None,
+                         assign_floating_ip: bool = False) -> list[LaunchRequest]:
+    """Launches of one server each, one per (name, user data), checked and recorded together (a
+    class's seats): the person's access and the balance for all of them are checked once, the rows
+    are made in one INSERT, and each is its own task on the cloud queue once they commit. Raises
+    what instance_launch raises."""
+    import uuid
+
+    from .. import tasks
+
+    member_scope(user=user, allocation=allocation, creating=True)
+    if not flavor_allowed(kind=allocation.kind, flavor_name=flavor.name):
+        raise ValidationError(f"{flavor.name} is not available to {allocation.get_kind_display()} allocations.")
+    preflight_launch(allocation=allocation, flavor_name=flavor.name, vcpus=flavor.vcpus, count=len(servers))
+    with transaction.atomic():
+        rows = LaunchRequest.objects.bulk_create([LaunchRequest(
+            allocation=allocation, project_id=allocation.openstack_project_id, requested_by=user, name=name, count=1,
+            flavor_id=flavor.id, flavor_name=flavor.name, image_id=image_id, image_name=image_name,
+            boot_volume_gb=boot_volume_gb, security_groups=security_groups or [], user_data=user_data,
+            assign_floating_ip=assign_floating_ip, step="queued", celery_task_id=str(uuid.uuid4()))
+            for name, user_data in servers])
+        status_rows_enqueue_made(rows=rows, task=tasks.launch_provision, queue=settings.PORTAL_CLOUD_QUEUE)
+    return rows
 
 
 def _tagged(row: LaunchRequest, scope: Scope) -> dict[int, compute.Server]:
