@@ -44,6 +44,9 @@ class CourseForm(forms.Form):
         self.fields["starts_on"].initial = today
         self.fields["ends_on"].initial = today + datetime.timedelta(weeks=15)
         self.fields["timezone"].initial = settings.TIME_ZONE
+        for field in self.fields.values():  # Bootstrap's look
+            css = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
+            field.widget.attrs["class"] = f"{field.widget.attrs.get('class', '')} {css}".strip()
 
     def clean_schedule(self) -> list[dict]:
         return [s.as_json() for s in class_hours.schedule_parse(self.cleaned_data.get("schedule", ""))]
