@@ -13,6 +13,7 @@ import yaml
 
 from classes import selectors, services
 from classes.models import ClassTemplate
+from instances.models import CloudAction
 from instances.services import project_sync
 from tests.cloud_sdk import connection_get
 from tests.fixtures.celery_worker import wait_for
@@ -74,7 +75,10 @@ def test_a_class_launches_one_seat_per_student_each_with_its_own_user_data(insta
     assert asked == {"shelve": 3, "delete": 0}
     wait_for(lambda: {s.status for s in nova_servers(pid) if s.name.startswith("intro-")} == {"SHELVED_OFFLOADED"},
              timeout=180, interval=2, message="every seat shelved in Nova")
-    # and once the days before deletion have passed, they are deleted, and the class with them
+    # and once the days before deletion have passed, they are deleted, and the class with them (once the
+    # shelves' own rows are final: a seat with an action still running is asked again at the next run)
+    wait_for(lambda: not CloudAction.objects.filter(state__in=["queued", "running"]).exists(), timeout=180,
+             interval=2, message="the shelve actions to be final")
     project_sync(allocation=allocation, full=True)
     assert services.courses_end(today=course.ends_on + datetime.timedelta(days=15)) == {"shelve": 0, "delete": 3}
     wait_for(lambda: not [s for s in nova_servers(pid) if s.name.startswith("intro-")], timeout=180, interval=2,
@@ -94,7 +98,6 @@ def test_a_thirty_seat_class_from_a_csv_with_two_bad_lines_and_who_may_act_on_it
     from django.core.exceptions import ValidationError
     from django.urls import reverse
 
-    from instances.models import CloudAction
     from tests.classes.test_classes import roster
     from tests.factories import UserFactory
 

@@ -44,8 +44,10 @@ SERVERS_PER_PLAN = 5
 RETRYING = re.compile(r"retrying \(\d+/\d+\): [\w ]+ unavailable")
 # The words a person reads for the four faulted services (portal.services.CLOUD_SERVICE_WORDS).
 NAMED = re.compile(r"retrying \(\d+/\d+\): (Compute|Network|Block storage|Image) unavailable")
-DEADLINE_LAUNCHES = 150
-DEADLINE_ACTIONS = 90
+# Convergence, not speed (bench/ measures that): on this 2-core machine a build takes 15-20 s while twenty
+# run at once, and 107 s for the twenty launches was seen on a quiet machine, 150 s not enough on a busy one.
+DEADLINE_LAUNCHES = 300
+DEADLINE_ACTIONS = 120
 
 
 class Story:
