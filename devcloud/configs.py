@@ -14,6 +14,7 @@ PORTS = {
     "glance": 19292,
     "cinder-api": 18776,
     "neutron": 19696,
+    "heat-api": 18004,
 }
 
 REGION = "RegionOne"
@@ -26,7 +27,10 @@ PORTAL_PASSWORD = "devcloud-portal"
 PORTAL_PROJECT = "portal"
 DB_USER = "devcloud"
 DB_PASSWORD = "devcloud-db"
-DATABASES = ["keystone", "placement", "nova_api", "nova_cell0", "nova", "glance", "cinder", "neutron"]
+DATABASES = ["keystone", "placement", "nova_api", "nova_cell0", "nova", "glance", "cinder", "neutron", "heat"]
+# Heat's stack domain: the users Heat makes for stacks (wait conditions, software config) live there.
+HEAT_DOMAIN = "heat"
+HEAT_DOMAIN_ADMIN = "heat_domain_admin"
 
 
 def ctx(var, venv):
@@ -362,6 +366,48 @@ lock_path = {c['data']}/neutron/lock
 
 [oslo_messaging_notifications]
 driver = noop
+"""
+
+
+def heat_conf(c):
+    return f"""\
+[DEFAULT]
+use_stderr = true
+transport_url = {c['transport_url']}
+region_name_for_services = {c['region']}
+num_engine_workers = 1
+stack_user_domain_name = {HEAT_DOMAIN}
+stack_domain_admin = {HEAT_DOMAIN_ADMIN}
+stack_domain_admin_password = {c['service_password']}
+heat_metadata_server_url = http://127.0.0.1:{c['heat_api_port']}
+heat_waitcondition_server_url = http://127.0.0.1:{c['heat_api_port']}/v1/waitcondition
+# The servers of the fake virt driver never boot: no software deployments to wait for.
+max_nested_stack_depth = 5
+
+[database]
+connection = {c['db'].format('heat')}
+{_authtoken(c, 'heat')}
+[trustee]
+auth_type = password
+auth_url = {c['keystone_url']}
+username = heat
+password = {c['service_password']}
+user_domain_name = Default
+
+[clients]
+endpoint_type = public
+
+[clients_keystone]
+auth_uri = {c['keystone_url'].removesuffix('/v3')}
+
+[paste_deploy]
+api_paste_config = {c['etc']}/heat/api-paste.ini
+
+[oslo_messaging_notifications]
+driver = noop
+
+[oslo_concurrency]
+lock_path = {c['data']}/heat/lock
 """
 
 

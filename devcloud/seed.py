@@ -25,8 +25,9 @@ CATALOG = [
     ("cinderv3", "volumev3", f"http://127.0.0.1:{P['cinder-api']}/v3"),
     ("cinder", "block-storage", f"http://127.0.0.1:{P['cinder-api']}/v3"),
     ("neutron", "network", f"http://127.0.0.1:{P['neutron']}"),
+    ("heat", "orchestration", f"http://127.0.0.1:{P['heat-api']}/v1/%(tenant_id)s"),
 ]
-SERVICE_USERS = ["nova", "placement", "glance", "cinder", "neutron"]
+SERVICE_USERS = ["nova", "placement", "glance", "cinder", "neutron", "heat"]
 
 # A100 40 GB vGPU profiles: (trait, fraction of a GPU, framebuffer GB, slices in the devcloud)
 VGPU_TYPES = {
@@ -89,7 +90,19 @@ def identity(conn):
             idn.create_endpoint(service_id=svc.id, interface="public", url=url, region_id=C.REGION)
         elif eps[0].url != url:
             idn.update_endpoint(eps[0], url=url)
-    say(f"identity: project service, users {', '.join(SERVICE_USERS)}, catalog of {len(CATALOG)} services")
+    heat_stack_domain(idn, roles["admin"])
+    say(f"identity: project service, users {', '.join(SERVICE_USERS)}, catalog of {len(CATALOG)} services, "
+        f"Heat's stack domain")
+
+
+def heat_stack_domain(idn, admin_role):
+    """Heat's domain for the users it makes for stacks, its admin, and the role those users get."""
+    domain = idn.find_domain(C.HEAT_DOMAIN) or idn.create_domain(
+        name=C.HEAT_DOMAIN, description="Users and projects Heat makes for stacks")
+    user = idn.find_user(C.HEAT_DOMAIN_ADMIN, domain_id=domain.id) or idn.create_user(
+        name=C.HEAT_DOMAIN_ADMIN, password=C.SERVICE_PASSWORD, domain_id=domain.id)
+    idn.assign_domain_role_to_user(domain, user, admin_role)
+    idn.find_role("heat_stack_user") or idn.create_role(name="heat_stack_user")
 
 
 def placement_req(conn, method, url, **kw):

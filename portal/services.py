@@ -102,7 +102,7 @@ def status_row_cancel(*, row: Row) -> Row:
 # The catalog's service types, as the step names them ("Identity unavailable").
 CLOUD_SERVICE_WORDS = {"identity": "Identity", "compute": "Compute", "network": "Network", "volumev3": "Block storage",
                        "volume": "Block storage", "block-storage": "Block storage", "image": "Image",
-                       "placement": "Placement"}
+                       "placement": "Placement", "orchestration": "Orchestration"}
 _URL = re.compile(r"https?://[^\s'\"<>]+")
 
 

@@ -169,3 +169,58 @@ def test_down_and_up_keeps_state(os_project, devcloud):
     again = conn.compute.create_server(name="after-restart", flavor_id=conn.compute.find_flavor("m3.tiny").id,
                                        image_id=image_id(conn), networks=[{"uuid": net.id}])
     assert wait_server(conn, again).status == "ACTIVE"
+
+
+HEAT_TEMPLATE = """
+heat_template_version: "2021-04-16"
+description: A server on a private network of its own, with a data volume attached.
+parameters:
+  image: {type: string}
+  flavor: {type: string, default: m3.tiny, constraints: [{allowed_values: [m3.tiny, m3.small]}]}
+resources:
+  net: {type: OS::Neutron::Net}
+  subnet:
+    type: OS::Neutron::Subnet
+    properties: {network: {get_resource: net}, cidr: 10.20.0.0/24}
+  server:
+    type: OS::Nova::Server
+    depends_on: subnet
+    properties:
+      image: {get_param: image}
+      flavor: {get_param: flavor}
+      networks: [{network: {get_resource: net}}]
+  data: {type: OS::Cinder::Volume, properties: {size: 1}}
+  attached:
+    type: OS::Cinder::VolumeAttachment
+    properties: {instance_uuid: {get_resource: server}, volume_id: {get_resource: data}}
+outputs:
+  server_id: {value: {get_resource: server}}
+"""
+
+
+def test_a_member_builds_and_deletes_a_heat_stack(os_project, devcloud):
+    """Heat runs in the devcloud (heat-api, heat-engine, its stack domain): a project member's stack
+    of a network, a server and an attached volume goes CREATE_COMPLETE, and its delete leaves nothing."""
+    import yaml
+
+    conn = os_project
+    template = yaml.safe_load(HEAT_TEMPLATE)
+    # a parameter value outside its constraint is refused before anything is made
+    with pytest.raises(Exception, match="is not an allowed value"):
+        conn.orchestration.create_stack(name="refused", template=template,
+                                        parameters={"image": "Featured-Ubuntu24", "flavor": "m3.2xl"})
+    assert not list(conn.orchestration.stacks())
+    stack = conn.orchestration.create_stack(name="stack1", template=template,
+                                            parameters={"image": "Featured-Ubuntu24"}, timeout_mins=5)
+    stack = wait_for(lambda: conn.orchestration.get_stack(stack.id),
+                     lambda s: s.status in ("CREATE_COMPLETE", "CREATE_FAILED"), 180, "stack")
+    assert stack.status == "CREATE_COMPLETE", stack.status_reason
+    server_id = next(o["output_value"] for o in stack.outputs if o["output_key"] == "server_id")
+    server = conn.compute.get_server(server_id)
+    assert server.status == "ACTIVE" and len(server.attached_volumes) == 1
+    conn.orchestration.delete_stack(stack)
+    wait_for(lambda: conn.orchestration.find_stack(stack.id),
+             lambda s: s is None or s.status in ("DELETE_COMPLETE", "DELETE_FAILED"), 180, "stack delete")
+    assert conn.compute.find_server(server_id) is None
+    assert not list(conn.block_storage.volumes()) and not [n for n in conn.network.networks()
+                                                            if n.project_id == conn.current_project_id]
