@@ -139,5 +139,12 @@ class Seat(models.Model):
         return f"{self.course.name}/{self.username}"
 
     @property
+    def server_ids(self) -> list[str]:
+        """The seat's server: recorded once ready, else what its launch made (select_related("launch"))."""
+        if self.server_id:
+            return [self.server_id]
+        return list(self.launch.server_ids) if self.launch_id and self.launch else []
+
+    @property
     def server_name(self) -> str:
         return f"{self.course.name}-{self.username}"[:63]

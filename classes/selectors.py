@@ -41,13 +41,12 @@ def _seat_view(seats: list[Seat]) -> list[Seat]:
     """Each seat with what its launch and server say now (read, not written: a launch's outcome
     shows on the seat at once), its address and the ssh command."""
     instances = {i.server_id: i for i in Instance.objects.filter(
-        server_id__in=[sid for s in seats for sid in ([s.server_id] if s.server_id else
-                                                      (s.launch.server_ids if s.launch else []))],
+        server_id__in=[sid for s in seats for sid in s.server_ids],
         deleted_at__isnull=True)}
     for seat in seats:
         launch = seat.launch
         seat.shown_state, seat.shown_error = seat.state, seat.error
-        server_id = seat.server_id or (launch.server_ids[0] if launch and launch.server_ids else "")
+        server_id = next(iter(seat.server_ids), "")
         if seat.state == SeatState.LAUNCHING and launch is not None:
             if launch.state == "succeeded":
                 seat.shown_state = SeatState.READY
@@ -94,8 +93,7 @@ def _next_window(course: Course):
 
 def course_sus_used(*, course: Course) -> Decimal:
     """What the class's seats have cost so far: their servers' usage rows in the ledger."""
-    ids = [i for s in course.seats.select_related("launch") for i in
-           ([s.server_id] if s.server_id else (s.launch.server_ids if s.launch else []))]
+    ids = [i for s in course.seats.select_related("launch") for i in s.server_ids]
     used = LedgerEntry.objects.filter(allocation=course.allocation, kind=LedgerKind.USAGE,
                                       resource_id__in=ids).aggregate(total=Sum("sus"))["total"]
     return -(used or Decimal(0))

@@ -218,7 +218,7 @@ INSTRUCTOR_ACTIONS = {"start": "Start", "stop": "Stop", "shelve": "Shelve", "uns
 def _seat_instance(seat: Seat):
     from instances.models import Instance
 
-    ids = [seat.server_id] if seat.server_id else list(seat.launch.server_ids if seat.launch else [])
+    ids = seat.server_ids
     return Instance.objects.filter(server_id__in=ids, deleted_at__isnull=True).select_related("allocation").first()
 
 
