@@ -24,6 +24,21 @@ ROW_FIELDS = ("allocation_id", "server_id", "name", "status", "task_state", "fla
               "created_by__email", "created_by__username", "allocation__title")
 
 
+def _with_stack(qs: QuerySet[Instance]) -> QuerySet[Instance]:
+    """Each server's stack, when a Heat stack made it (`stack_name`, `stack_pk`, for its badge): read
+    in the same query as the servers, so a page of the list costs no query more."""
+    from django.apps import apps
+    from django.db.models import OuterRef, Subquery
+
+    if not apps.is_installed("stacks"):
+        return qs
+    made = (apps.get_model("stacks", "StackResource").objects
+            .filter(physical_resource_id=OuterRef("server_id"), type="OS::Nova::Server", stack__deleted_at=None)
+            .order_by("-pk"))
+    return qs.annotate(stack_name=Subquery(made.values("stack__name")[:1]),
+                       stack_pk=Subquery(made.values("stack_id")[:1]))
+
+
 def instance_list_for_user(*, user, allocation=None, mine: bool = False, search: str = "",
                            sort: str = "name", rows_only: bool = False) -> QuerySet[Instance]:
     """Live instances in the user's projects (or one allocation's), made in the portal or not;
@@ -37,7 +52,7 @@ def instance_list_for_user(*, user, allocation=None, mine: bool = False, search:
         qs = qs.filter(created_by=user)
     if search:
         qs = qs.filter(Q(name__icontains=search) | Q(server_id__startswith=search))
-    return qs.select_related("created_by", "allocation").order_by(SORTS.get(sort, "name"), "server_id")
+    return _with_stack(qs.select_related("created_by", "allocation")).order_by(SORTS.get(sort, "name"), "server_id")
 
 
 def instance_rows_for_user(*, user, ids, allocation=None) -> list[Instance]:
@@ -51,8 +66,8 @@ def instance_rows_for_user(*, user, ids, allocation=None) -> list[Instance]:
 
 def instance_get_for_user(*, user, pk: int) -> Instance:
     """The instance, or 404 if the user is not a member of its allocation."""
-    instance = (Instance.objects.filter(pk=pk, allocation__memberships__user=user)
-                .select_related("allocation", "created_by", "launch_request").first())
+    instance = _with_stack(Instance.objects.filter(pk=pk, allocation__memberships__user=user)
+                           .select_related("allocation", "created_by", "launch_request")).first()
     if instance is None:
         raise Http404("No such instance.")
     return instance

@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("allocations.urls")),
     path("", include("clusters.urls")),
     path("", include("classes.urls")),
+    path("", include("stacks.urls")),
     path("", include("api.urls")),
     path("admin/", admin.site.urls),
 ]

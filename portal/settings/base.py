@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "instances",
     "clusters",
     "classes",
+    "stacks",
 ]
 
 MIDDLEWARE = [
@@ -221,6 +222,8 @@ CELERY_TASK_ROUTES = {
     "instances.tasks.sync_*": {"queue": PORTAL_SYNC_QUEUE},
     "instances.tasks.*": {"queue": PORTAL_CLOUD_QUEUE},
     "clusters.tasks.*": {"queue": PORTAL_CLOUD_QUEUE},
+    "stacks.tasks.sync_*": {"queue": PORTAL_SYNC_QUEUE},
+    "stacks.tasks.*": {"queue": PORTAL_CLOUD_QUEUE},
     "allocations.tasks.provision_*": {"queue": PORTAL_CLOUD_QUEUE},
     "allocations.tasks.close_allocation": {"queue": PORTAL_CLOUD_QUEUE},
     "allocations.tasks.grant_membership": {"queue": PORTAL_CLOUD_QUEUE},
@@ -326,4 +329,6 @@ CELERY_BEAT_SCHEDULE["clusters-resume-stale-operations"] = {"task": "clusters.ta
 
 # --- Classes (classes/): seats shelved after a class's last day, deleted later ---------------------
 CELERY_BEAT_SCHEDULE["classes-end"] = {"task": "classes.tasks.end_classes", "schedule": 3600.0}
+# --- Heat stacks (stacks/): stacks made with the CLI or Horizon reach the mirror; stalled operations resume
+CELERY_BEAT_SCHEDULE["stacks-sync"] = {"task": "stacks.tasks.sync_all_stacks", "schedule": PORTAL_SYNC_INTERVAL * 3}
 CELERY_BEAT_SCHEDULE["classes-schedule"] = {"task": "classes.tasks.run_schedules", "schedule": 300.0}

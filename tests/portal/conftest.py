@@ -93,9 +93,11 @@ def theirs(cloud, other_allocation, allocation, user):  # noqa: F811 - fixtures 
 
 # --- The gateway, recorded --------------------------------------------------------------------
 
-GATEWAY_MODULES = ("compute", "network", "image", "block_storage", "identity", "quotas", "usage", "admin")
+GATEWAY_MODULES = ("compute", "network", "image", "block_storage", "identity", "quotas", "usage", "admin",
+                   "orchestration")
 # A gateway function whose name ends like this only reads; every other one changes the cloud.
-READS = re.compile(r"(_list|_get|_find|_exists|_ping|_usage|_url|_log|_id|_projects|_list_all)$")
+READS = re.compile(r"(_list|_get|_find|_exists|_ping|_usage|_url|_log|_id|_projects|_list_all|_events|_resources"
+                   r"|_validate|_preview)$")
 
 
 def _gateway_functions() -> dict[tuple, Callable]:

@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_DIRS = ("portal", "allocations", "instances", "clusters")
+APP_DIRS = ("portal", "allocations", "instances", "clusters", "classes", "stacks")
 
 
 def _modules():

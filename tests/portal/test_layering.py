@@ -10,7 +10,7 @@ from django.urls import reverse
 from portal import registry
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = frozenset({"instances", "allocations", "clusters", "api", "classes"})
+APPS = frozenset({"instances", "allocations", "clusters", "api", "classes", "stacks"})
 IMPORTERS = frozenset({"import_module", "__import__"})
 
 
@@ -49,7 +49,7 @@ def test_the_rule_catches_an_import_inside_a_function():
 
 def test_the_menu_comes_from_the_apps_in_their_order():
     labels = [entry.label for entry in registry.navigation()]
-    assert labels == ["Dashboard", "Instances", "Volumes", "Network", "Clusters", "Classes", "Allocations",
+    assert labels == ["Dashboard", "Instances", "Volumes", "Network", "Clusters", "Stacks", "Classes", "Allocations",
                       "Credentials"]
 
 

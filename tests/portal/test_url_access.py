@@ -31,6 +31,7 @@ from clusters.models import Cluster, ClusterEvent, ClusterNode, ClusterOperation
 from instances.models import CloudAction, Instance, LaunchRequest, SSHKey, Volume
 from portal.cloud import identity
 from portal.models import Operation
+from stacks.models import Stack, StackOperation, StackResource
 
 pytestmark = pytest.mark.django_db
 
@@ -175,6 +176,15 @@ REGISTRY: dict[str, Access] = {
     "instances:console_vnc": Access(MEMBERS, url("instances:console_vnc", lambda o: o.instance.pk)),
     "instances:launch_retry": Access(MEMBERS, url("instances:launch_retry", lambda o: o.launch.pk), POST),
     "instances:action_dismiss": Access(MEMBERS, url("instances:action_dismiss", lambda o: o.action.pk), POST),
+    # Heat stacks (stacks/)
+    "stacks:list": Access(MEMBERS, in_project("stacks:list")),
+    "stacks:create": Access(MEMBERS, in_project("stacks:create"), GET_POST, data=lambda o: {
+        "project": o.allocation.pk, "step": "template", "source": "paste",
+        "pasted": 'heat_template_version: "2021-04-16"\nresources: {}\n'}),
+    "stacks:cost": Access(MEMBERS, in_project("stacks:cost"), POST, data=lambda o: {
+        "project": o.allocation.pk, "template": 'heat_template_version: "2021-04-16"\nresources: {}\n'}),
+    "stacks:detail": Access(MEMBERS, url("stacks:detail", lambda o: o.stack.pk)),
+    "stacks:delete": Access(MEMBERS, url("stacks:delete", lambda o: o.stack.pk), POST),
     # Allocations and credentials
     "allocations:list": Access(PERSONAL, url("allocations:list"), why="the allocations the person belongs to"),
     "allocations:request": Access(PERSONAL, url("allocations:request"),
@@ -305,6 +315,7 @@ def theirs(theirs):
                                               role="member", by=theirs.allocation.pi)
     theirs.cluster = _their_cluster(theirs)
     theirs.course = _their_course(theirs)
+    theirs.stack = _their_stack(theirs)
     return theirs
 
 
@@ -319,6 +330,14 @@ def _their_course(theirs):
                                    starts_on=datetime.date(2026, 12, 1), ends_on=datetime.date(2026, 12, 31))
     Seat.objects.create(course=course, email="their-student@example.org", username="theirstudent")
     return course
+
+
+def _their_stack(theirs):
+    """A finished stack of the other allocation (stacks/)."""
+    return Stack.objects.create(
+        allocation=theirs.allocation, name="theirs-stack", project_id=theirs.allocation.openstack_project_id,
+        stack_id="stack-theirs", status="CREATE_COMPLETE", created_by=theirs.allocation.pi,
+        template='heat_template_version: "2021-04-16"\nresources: {}\n')
 
 
 def _their_cluster(theirs):
@@ -341,7 +360,7 @@ def _their_cluster(theirs):
 
 WATCHED = (Allocation, Membership, KeystoneIdentity, LedgerEntry, ApplicationCredential, Instance, Volume,
            LaunchRequest, CloudAction, SSHKey, Operation, Invitation, ApiToken, IdempotentRequest, Cluster, ClusterNode,
-           ClusterEvent, ClusterOperation, Course, Seat)
+           ClusterEvent, ClusterOperation, Course, Seat, Stack, StackOperation, StackResource)
 
 
 def rows() -> dict[str, list[dict]]:
