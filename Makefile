@@ -77,8 +77,10 @@ test: setup chromium sso-provider slurm-tools
 	$(BIN)/ruff check .
 	DJANGO_SETTINGS_MODULE=portal.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The long runs (marker `load`): the worker killed after every step of a first launch (make test
-# kills it after three), and the rest of the Slurm elastic loop (make test runs one job's loop).
+# The long runs (marker `load`), at the sizes the issues name where make test runs smaller ones: the
+# worker killed after every step of a first launch (make test: three), a fifth of requests failing
+# under 20 launches and 40 actions (make test: 8 and 16), 100 servers at once (make test: 32), a class
+# of 30 (make test: 12), the rest of the Slurm elastic loop and the class launch benchmark.
 .PHONY: test-load
 test-load: setup slurm-tools
 	DJANGO_SETTINGS_MODULE=portal.settings.test $(BIN)/python -m pytest -m load $(PYTEST_ARGS)
