@@ -73,9 +73,11 @@ beat: venv
 # The linter first (ruff, configured in pyproject.toml): it takes a second and fails before the
 # long run does. pytest-django prefers DJANGO_SETTINGS_MODULE from the environment over
 # pyproject.toml: pin it.
+# scripts/test-split runs the unit tests beside the cloud and browser tests (each with its own test
+# database and Redis databases); with PYTEST_ARGS, pytest runs once with them.
 test: setup chromium sso-provider slurm-tools
 	$(BIN)/ruff check .
-	DJANGO_SETTINGS_MODULE=portal.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DJANGO_SETTINGS_MODULE=portal.settings.test scripts/test-split $(PYTEST_ARGS)
 
 # The long runs (marker `load`), at the sizes the issues name where make test runs smaller ones: the
 # worker killed after every step of a first launch (make test: three), a fifth of requests failing
