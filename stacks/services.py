@@ -295,6 +295,8 @@ def stacks_sync(*, allocation) -> dict:
     pending = set(Stack.objects.filter(project_id=project_id, deleted_at=None, stack_id="")
                   .values_list("name", flat=True))
     owners, read = _owners(found), 0
+    with_resources = set(StackResource.objects.filter(stack__in=list(rows.values()))
+                         .values_list("stack_id", flat=True).distinct())
     for heat in found:
         stack = rows.pop(heat.id, None)
         if stack is None:
@@ -303,7 +305,7 @@ def stacks_sync(*, allocation) -> dict:
             stack = Stack.objects.create(allocation=allocation, project_id=project_id, stack_id=heat.id,
                                          name=heat.name[:64], status=heat.status, owner=heat.owner,
                                          created_by_id=owners.get(heat.owner), made_in_portal=False)
-        elif stack.status == heat.status and not heat.in_progress and stack.resources.exists():
+        elif stack.status == heat.status and not heat.in_progress and stack.pk in with_resources:
             continue
         stack_record(stack=stack, heat=orchestration.stack_get(scope=scope, stack_id=heat.id))
         resources_record(stack=stack, resources=orchestration.stack_resources(

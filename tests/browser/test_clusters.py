@@ -5,7 +5,7 @@ import re
 import pytest
 
 from clusters.models import Cluster, ClusterState
-from tests.factories import PASSWORD
+from tests.browser.conftest import sign_in
 from tests.fixtures.celery_worker import wait_for
 from tests.instances.integration_support import devcloud_ready, instances_allocation, nova_servers  # noqa: F401
 
@@ -22,11 +22,7 @@ def test_create_a_cluster_with_the_defaults_in_the_browser(page, screenshot, ins
                                                            celery_worker_process):
     pi = instances_allocation.pi
     page.on("dialog", lambda dialog: dialog.accept())  # delete asks first
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(pi.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
-    page.get_by_role("heading", name="Dashboard").wait_for()
+    sign_in(page, pi)
 
     page.get_by_role("navigation").get_by_role("link", name="Clusters").click()
     page.get_by_role("link", name="New cluster").click()

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from stacks.models import Stack
-from tests.factories import PASSWORD
+from tests.browser.conftest import sign_in
 from tests.fixtures.celery_worker import wait_for
 from tests.instances.integration_support import devcloud_ready, instances_allocation, nova_servers  # noqa: F401
 from tests.integration.test_stacks import heat_cleanup, seeded_templates  # noqa: F401
@@ -25,11 +25,7 @@ def test_launch_a_stack_from_the_library_and_watch_its_events(page, screenshot, 
                                                               celery_worker_process):
     pi = instances_allocation.pi
     page.on("dialog", lambda dialog: dialog.accept())  # delete asks first
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(pi.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
-    page.get_by_role("heading", name="Dashboard").wait_for()
+    sign_in(page, pi)
 
     page.get_by_role("navigation").get_by_role("link", name="Stacks").click()
     page.get_by_role("link", name="New stack").click()
