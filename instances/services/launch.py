@@ -109,14 +109,37 @@ def instance_launch_many(*, user, allocation, flavor: compute.Flavor, image_id: 
     return rows
 
 
-def _tagged(row: LaunchRequest, scope: Scope) -> dict[int, compute.Server]:
-    """Servers already made for this request (found by its idempotency key), by index."""
+def _tagged_all(row: LaunchRequest, scope: Scope) -> dict[int, list[compute.Server]]:
+    """Every server made for this request (found by its idempotency key), by index, oldest first.
+    An index can hold two: a create that timed out may still have been running in Nova when the
+    retry looked, found nothing and made the server again."""
     servers = compute.server_list(scope=scope, name=f"^{row.name}")
-    found = {}
+    found: dict[int, list[compute.Server]] = {}
     for server in servers:
         if server.metadata.get(compute.META_REQUEST) == str(row.idempotency_key) and server.status != "DELETED":
-            found[int(server.metadata.get(compute.META_INDEX, 1))] = server
+            found.setdefault(int(server.metadata.get(compute.META_INDEX, 1)), []).append(server)
+    for same in found.values():
+        same.sort(key=lambda s: (s.id not in row.server_ids, s.created_at or timezone.now(), s.id))
     return found
+
+
+def _tagged(row: LaunchRequest, scope: Scope) -> dict[int, compute.Server]:
+    """Servers already made for this request, one per index: the one whose create was answered (its
+    id is on the row), else the oldest."""
+    return {index: same[0] for index, same in _tagged_all(row, scope).items()}
+
+
+def _delete_duplicates(row: LaunchRequest, scope: Scope, tagged: dict[int, list[compute.Server]]) -> bool:
+    """Delete the second server of an index (see `_tagged_all`); True if there was one. The launch
+    checks again until Nova lists none, so a launch never succeeds with a duplicate left behind."""
+    extra = [s for same in tagged.values() for s in same[1:]]
+    for server in extra:
+        logger.warning("launch %s: deleting %s (%s), a second server for one index", row.pk, server.name, server.id)
+        compute.server_delete(scope=scope, server_id=server.id)
+    if extra:
+        Instance.objects.filter(server_id__in=[s.id for s in extra]).update(deleted_at=timezone.now(),
+                                                                              status="DELETED")
+    return bool(extra)
 
 
 def _network_id(row: LaunchRequest, scope: Scope) -> str:
@@ -249,7 +272,13 @@ def _check_active(row: LaunchRequest, scope: Scope) -> list[compute.Server] | No
     """The servers once every one is ACTIVE; None while some still build (the runner checks again).
     Raise when they have all settled with some in ERROR, or past the deadline: PartlyBuilt if some
     did become ACTIVE."""
-    servers = list(_tagged(row, scope).values())
+    tagged = _tagged_all(row, scope)
+    if _delete_duplicates(row, scope, tagged):
+        status_row_progress(row=row, step="building", progress=40)
+        return None
+    servers = [same[0] for same in tagged.values()]
+    LaunchRequest.objects.filter(pk=row.pk).exclude(server_ids=[s.id for s in servers]).update(
+        server_ids=[s.id for s in servers])
     instances_upsert(allocation=row.allocation, servers=servers, scope=scope)
     active = [s for s in servers if s.status == "ACTIVE"]
     failed = [s for s in servers if s.status == "ERROR"]
@@ -297,8 +326,8 @@ def launch_cleanup(*, row: LaunchRequest, scope: Scope, keep: frozenset[str] = f
     returns; the mirror shows them gone at once and the sync confirms it."""
     for fip_id in row.floating_ip_ids:
         network.floating_ip_delete(scope=scope, floating_ip_id=fip_id)
-    servers = {i: s for i, s in _tagged(row, scope).items() if s.id not in keep}
-    for server in servers.values():
+    servers = [s for same in _tagged_all(row, scope).values() for s in same if s.id not in keep]
+    for server in servers:
         compute.server_delete(scope=scope, server_id=server.id)
     gone = Instance.objects.filter(Q(launch_request=row) | Q(server_id__in=row.server_ids)).exclude(server_id__in=keep)
     gone.update(deleted_at=timezone.now(), status="DELETED")

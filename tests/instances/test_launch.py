@@ -119,6 +119,37 @@ def test_the_first_pass_sends_the_creates_without_looking_for_earlier_ones_and_a
     assert cloud.calls["server_create"] == 2
 
 
+def test_a_create_that_timed_out_but_ran_in_nova_leaves_no_second_server(cloud, allocation, user, monkeypatch):
+    """A create that timed out may still be running in Nova when the retry looks, finds nothing and
+    makes the server again: the launch deletes the second one before it calls itself done."""
+    from portal.cloud.errors import CloudUnavailable
+
+    row = make_request(allocation, user, count=2)
+    real_create, late = cloud.server_create, []
+
+    def create_times_out_once(**kwargs):
+        if kwargs["name"] != "node-2":
+            return real_create(**kwargs)
+        if not late:
+            late.append(kwargs)  # Nova is still working on it when the caller gives up
+            raise CloudUnavailable("Compute did not answer in time.")
+        made = real_create(**kwargs)  # the retry looked, found node-1 only, and made node-2 again;
+        real_create(**late[0])  # then Nova finished the create that timed out
+        return made
+
+    monkeypatch.setattr(compute, "server_create", create_times_out_once)
+    with pytest.raises(CloudUnavailable):
+        launch_provision(request_id=row.pk)
+    for _ in range(3):
+        row = launch_provision(request_id=row.pk)
+        if row.is_final:
+            break
+    assert row.state == "succeeded"
+    alive = sorted(s.name for s in cloud.servers.values() if s.status != "DELETED")
+    assert alive == ["node-1", "node-2"]
+    assert sorted(row.server_ids) == sorted(s.id for s in cloud.servers.values() if s.status != "DELETED")
+
+
 def test_no_valid_host_fails_with_words_and_leaves_nothing_behind(cloud, allocation, user):
     cloud.build_status, cloud.fault = "ERROR", "No valid host was found. There are not enough hosts available."
     row = launch_provision(request_id=make_request(allocation, user, count=2, flavor_id="f-g3-xl").pk)
