@@ -1,7 +1,8 @@
 """Reads for the instance and volume pages: from the mirror, gated by allocation membership."""
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Func, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from allocations.selectors import allocation_list_for_user
@@ -134,20 +135,31 @@ def launches_building_for_user(*, user) -> list[LaunchRequest]:
                 .select_related("allocation").order_by("-created_at")[:20])
 
 
+def _count_of(queryset: QuerySet, aggregate=None) -> Coalesce:
+    """A subquery counting `queryset`'s rows of each allocation, or summing `aggregate` (0 when none)."""
+    counted = queryset.filter(allocation=OuterRef("pk")).order_by().values("allocation").annotate(
+        n=aggregate or Count("pk"))
+    return Coalesce(Subquery(counted.values("n"), output_field=IntegerField()), 0)
+
+
+class _FloatingIPs(Func):
+    """How many of a mirrored server's addresses are public IPs, counted in PostgreSQL."""
+    template = """jsonb_array_length(jsonb_path_query_array(%(expressions)s, '$[*] ? (@.kind == "floating")'))"""
+    output_field = IntegerField()
+
+
 def project_counts_for_user(*, user) -> list[dict]:
-    """Per allocation: instances, volumes, public IPs (from the mirror) and how many are building."""
+    """Per allocation: instances, volumes, public IPs (from the mirror) and how many are building;
+    one query, each count a subquery (joining instances and volumes would multiply the rows)."""
+    live = Instance.objects.filter(deleted_at__isnull=True)
     allocations = allocation_list_for_user(user=user).exclude(openstack_project_id="").annotate(
-        n_instances=Count("instances", filter=Q(instances__deleted_at__isnull=True), distinct=True),
-        n_building=Count("instances", filter=Q(instances__deleted_at__isnull=True)
-                         & ~Q(instances__status__in=SETTLED_STATUSES), distinct=True),
-        n_volumes=Count("volumes", filter=Q(volumes__deleted_at__isnull=True), distinct=True),
+        n_instances=_count_of(live),
+        n_building=_count_of(live.exclude(status__in=SETTLED_STATUSES)),
+        n_volumes=_count_of(Volume.objects.filter(deleted_at__isnull=True)),
+        n_floating=_count_of(live, Sum(_FloatingIPs("addresses"))),
     )
-    floating = {}
-    for project_id, addresses in Instance.objects.filter(
-            deleted_at__isnull=True, allocation__memberships__user=user).values_list("project_id", "addresses"):
-        floating[project_id] = floating.get(project_id, 0) + sum(1 for a in addresses if a.get("kind") == "floating")
     return [{"allocation": a, "instances": a.n_instances, "building": a.n_building, "volumes": a.n_volumes,
-             "floating_ips": floating.get(a.openstack_project_id, 0)} for a in allocations]
+             "floating_ips": a.n_floating} for a in allocations]
 
 
 def ssh_key_list_for_user(*, user) -> QuerySet[SSHKey]:

@@ -376,7 +376,22 @@ def test_a_failed_volume_create_can_be_dismissed_from_the_dashboard(user_client,
 def test_status_badges_speak_words_not_internal_names(status, task_state, words):
     import re
 
-    from django.template.loader import render_to_string
+    from django.template import engines
 
-    html = render_to_string("instances/_badge.html", {"status": status, "task_state": task_state})
+    html = engines["django"].from_string("{% load portal_words %}{% status_badge status task_state %}").render(
+        {"status": status, "task_state": task_state})
     assert " ".join(re.sub(r"<[^>]+>", "", html).split()) == words
+
+
+@pytest.mark.parametrize("status,task_state,colour,spinner", [
+    ("ACTIVE", "", "success", False), ("ACTIVE", "rebooting", "success", True), ("BUILD", "", "warning", True),
+    ("ERROR", "", "danger", False), ("error_extending", "", "danger", False), ("SHUTOFF", "", "secondary", False),
+    ("PAUSED", "", "secondary", False), ("failed", "", "danger", False), ("creating", "", "warning", True),
+])
+def test_status_badges_colour_settled_states_and_spin_only_while_changing(status, task_state, colour, spinner):
+    from django.template import engines
+
+    html = engines["django"].from_string("{% load portal_words %}{% status_badge status task_state %}").render(
+        {"status": status, "task_state": task_state})
+    assert f"text-bg-{colour}" in html
+    assert ("spinner-border" in html) is spinner
