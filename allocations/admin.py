@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 from . import admin_forms, services
 from .models import (
     Allocation,
+    AllocationRegion,
     ApplicationCredential,
     Cloud,
     FlavorFamilyRate,
@@ -139,7 +140,7 @@ ALWAYS_READ_ONLY = ("status", "awarded_sus", "reviewer", "reviewed_at", "opensta
                     "start_date", "end_date")
 # Review decisions: only a reviewer changes them. Kind and storage set the project's quotas and
 # flavors when it is provisioned, so they are fixed once the review is over.
-REVIEW_FIELDS = ("kind", "storage_gb", "decision_note", "clouds")
+REVIEW_FIELDS = ("kind", "storage_gb", "decision_note")
 
 
 @admin.register(Allocation)
@@ -147,17 +148,16 @@ class AllocationAdmin(admin.ModelAdmin):
     form = admin_forms.AllocationAdminForm
     list_display = ("title", "pi", "kind", "status", "requested_sus", "awarded_sus", "balance_sus",
                     "start_date", "end_date", "openstack_project_name")
-    list_filter = ("status", "kind", "clouds", "start_date")
+    list_filter = ("status", "kind", "start_date")
     search_fields = ("title", "pi__email", "openstack_project_name", "openstack_project_id", "justification")
     date_hierarchy = "created_at"
     actions = [approve, reject, extend, add_sus, close, retry_provisioning]
     inlines = [MembershipInline]
-    filter_horizontal = ("clouds",)
     readonly_fields = ALWAYS_READ_ONLY
     fieldsets = (
         ("Request", {"fields": ("title", "pi", "kind", "justification", "requested_sus", "storage_gb",
                                 "start_date", "end_date")}),
-        ("Decision", {"fields": ("status", "awarded_sus", "reviewer", "reviewed_at", "decision_note", "clouds")}),
+        ("Decision", {"fields": ("status", "awarded_sus", "reviewer", "reviewed_at", "decision_note")}),
         ("OpenStack", {"fields": ("openstack_project_name", "openstack_project_id")}),
         ("Balance and enforcement", {"fields": ("balance_sus", "recent_ledger", "disabled_at", "shelved_at",
                                                  "purged_at", "warned_25_at", "warned_10_at")}),
@@ -220,7 +220,65 @@ class FlavorFamilyRateAdmin(admin.ModelAdmin):
 
 @admin.register(Cloud)
 class CloudAdmin(admin.ModelAdmin):
-    list_display = ("name", "os_cloud", "region_name", "is_primary")
+    """The regions, refreshed from Keystone's catalog, and whether each answers the portal."""
+
+    list_display = ("name", "region_name", "is_primary", "answering", "last_ok_at", "last_error")
+    readonly_fields = ("failing_since", "last_error", "last_ok_at")
+    actions = ["refresh_from_catalog"]
+
+    @admin.display(boolean=True, description="Answering")
+    def answering(self, obj):
+        return obj.failing_since is None
+
+    @admin.action(description="Refresh the regions from Keystone's catalog")
+    def refresh_from_catalog(self, request, queryset):
+        from portal.cloud.errors import CloudError
+
+        from .regions import regions_refresh
+        try:
+            found = regions_refresh()
+        except CloudError as exc:
+            self.message_user(request, f"The catalog could not be read: {exc}", messages.ERROR)
+            return
+        self.message_user(request, "Regions: " + ", ".join(c.region_name for c in found))
+
+
+@admin.register(AllocationRegion)
+class AllocationRegionAdmin(admin.ModelAdmin):
+    """Enable a region beyond the primary for an allocation, with its quotas there. Saving sets the
+    quotas in that region in the background (an operation row); the region is offered on the
+    allocation's launch and volume pages once it is ready. SUs stay one balance."""
+
+    list_display = ("allocation", "region_name", "state", "cores", "ram_gb", "instances", "volume_gb",
+                    "floating_ips", "enabled_at")
+    list_filter = ("region_name", "state")
+    search_fields = ("allocation__title", "allocation__openstack_project_name")
+    autocomplete_fields = ("allocation",)
+    readonly_fields = ("state", "error", "enabled_by", "enabled_at")
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        from django import forms
+
+        from .regions import region_key
+        names = [c.region_name for c in Cloud.objects.order_by("region_name") if region_key(c.region_name)]
+        form.base_fields["region_name"] = forms.ChoiceField(
+            choices=[(n, n) for n in names], help_text="Regions beside the primary, from Keystone's catalog "
+            "(Regions → Refresh the regions from Keystone's catalog, if one is missing).")
+        return form
+
+    def save_model(self, request, obj, form, change):
+        from .regions import region_enable
+        if not change:
+            obj.enabled_by = request.user
+        obj.state = AllocationRegion.State.PENDING
+        super().save_model(request, obj, form, change)
+        try:
+            region_enable(row=obj, by=request.user)
+        except ValidationError as exc:
+            self.message_user(request, exc.messages[0], messages.ERROR)
+            return
+        self.message_user(request, f"Setting the quotas of {obj.allocation} in {obj.region_name}.")
 
 
 @admin.register(KeystoneIdentity)

@@ -55,22 +55,27 @@ PURGE_SWEEP = timedelta(days=1)
 
 
 def allocation_apply_grace(*, allocation: Allocation, now: datetime) -> str | None:
-    """After the grace period shelve the servers; after the removal period delete everything."""
+    """After the grace period shelve the servers; after the removal period delete everything; in
+    every region the allocation is enabled in (one that does not answer is tried again next sweep)."""
+    from .regions import allocation_region_keys
+
     disabled_for = now - allocation.disabled_at
-    scope = service_scope(allocation=allocation)
+    scopes = [service_scope(allocation=allocation, region=r) for r in allocation_region_keys(allocation=allocation)]
     if disabled_for >= timedelta(days=settings.PORTAL_REMOVAL_DAYS) and allocation.purged_at is None:
         notifications.notify_purging(allocation)
-        usage.project_resources_delete(scope=scope)
+        for scope in scopes:
+            usage.project_resources_delete(scope=scope)
         Allocation.objects.filter(pk=allocation.pk).update(purged_at=now)
         return "purged"
     if allocation.purged_at is not None and now - allocation.purged_at < PURGE_SWEEP:
         # Nothing waits for the deletes: later sweeps remove what could not go at once (volumes
         # still attached to the servers being deleted).
-        left = usage.project_resources_delete(scope=scope)
-        return "purged what was left" if any(left.values()) else None
+        left = [usage.project_resources_delete(scope=scope) for scope in scopes]
+        return "purged what was left" if any(any(x.values()) for x in left) else None
     if disabled_for >= timedelta(days=settings.PORTAL_GRACE_DAYS) and allocation.shelved_at is None:
         notifications.notify_shelving(allocation, settings.PORTAL_REMOVAL_DAYS)
-        usage.server_shelve_all(scope=scope)
+        for scope in scopes:
+            usage.server_shelve_all(scope=scope)
         Allocation.objects.filter(pk=allocation.pk).update(shelved_at=now)
         return "shelved"
     return None

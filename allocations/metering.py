@@ -82,31 +82,40 @@ class _Known:
 
 
 def allocations_meter(*, now: datetime) -> int:
-    """Meter every allocation whose project may hold servers; returns how many were metered."""
+    """Meter every allocation whose project may hold servers, in each region it is enabled in;
+    returns how many (allocation, region) pairs were metered. A region that did not answer its last
+    sync waits for the next run (the cursors keep every interval, so nothing is lost)."""
+    from .regions import allocation_region_keys, failing_regions
+
     rates = charging.family_rates_all()
+    down = failing_regions()
     metered = 0
     for allocation in Allocation.objects.filter(status__in=METERED_STATUSES).exclude(openstack_project_id=""):
-        try:
-            allocation_meter(allocation=allocation, now=now, family_rates=rates)
-            metered += 1
-        except CloudError as exc:  # one unreachable project must not stop the others
-            log.warning("metering allocation %s failed: %s", allocation.pk, exc)
+        for region in allocation_region_keys(allocation=allocation):
+            if region and region in down:
+                continue
+            try:
+                allocation_meter(allocation=allocation, now=now, family_rates=rates, region=region)
+                metered += 1
+            except CloudError as exc:  # one unreachable project or region must not stop the others
+                log.warning("metering allocation %s in %r failed: %s", allocation.pk, region, exc)
     return metered
 
 
 def allocation_meter(*, allocation: Allocation, now: datetime,
-                     family_rates: dict[str, Decimal] | None = None) -> list[LedgerEntry]:
-    """Charge one allocation up to `now`; returns the ledger rows it wrote (the database drops any
-    that repeat an interval already charged)."""
-    scope = service_scope(allocation=allocation)
+                     family_rates: dict[str, Decimal] | None = None, region: str = "") -> list[LedgerEntry]:
+    """Charge one allocation's servers in one region ("" the primary) up to `now`; returns the
+    ledger rows it wrote (the database drops any that repeat an interval already charged). Every
+    region charges the allocation's one balance."""
+    scope = service_scope(allocation=allocation, region=region)
     listed = usage.server_usage_list(scope=scope)
     alloc_start = datetime.combine(allocation.start_date, time.min, tzinfo=now.tzinfo)
-    cursors = _cursors(allocation, [s.id for s in listed])  # not locked: only to choose what to ask about
+    cursors = _cursors(allocation, [s.id for s in listed], region)  # not locked: only to choose what to ask about
     known = {s.id: _Known(server=s) for s in listed}
     starts = {s.id: _start(cursors.get(s.id), s.created_at, alloc_start) for s in listed}
     changed = {i: starts[i] for i, k in known.items()
                if k.server.updated_at is None or k.server.updated_at > starts[i]}
-    unlisted = _unlisted_ids(allocation, cursors, set(known), alloc_start, now)
+    unlisted = _unlisted_ids(allocation, cursors, set(known), alloc_start, now, region)
     changed |= {i: (cursors[i].until if i in cursors else None) for i in unlisted}
     _history_add(scope, allocation, known, changed, unlisted, now)
     if not known:
@@ -115,7 +124,7 @@ def allocation_meter(*, allocation: Allocation, now: datetime,
     users = _portal_users(k.server.user_id for k in known.values())
     with transaction.atomic():
         _commit_without_waiting_for_disk()
-        locked = _cursors_lock(allocation, known, set(known) - set(cursors), alloc_start)
+        locked = _cursors_lock(allocation, known, set(known) - set(cursors), alloc_start, region)
         rows, moves = _charges(allocation, known, locked, unlisted, now, price, users)
         LedgerEntry.objects.bulk_create(rows, ignore_conflicts=True)
         _cursors_move(moves)
@@ -228,18 +237,21 @@ def _rows(allocation, server: usage.ServerUsage, spans, price, user) -> list[Led
 _CURSOR_FIELDS = ("resource_id", "pk", "metered_until", "last_state", "gone")
 
 
-def _cursors(allocation, listed_ids) -> dict[str, _Cursor]:
-    """The cursors of servers still there or listed now (a listed server may have been thought gone)."""
-    rows = MeterCursor.objects.filter(Q(gone=False) | Q(resource_id__in=listed_ids), allocation=allocation)
+def _cursors(allocation, listed_ids, region: str) -> dict[str, _Cursor]:
+    """The cursors of the region's servers still there or listed now (a listed server may have been
+    thought gone)."""
+    rows = MeterCursor.objects.filter(Q(gone=False, region=region) | Q(resource_id__in=listed_ids),
+                                      allocation=allocation)
     return {r[0]: _Cursor(*r[1:]) for r in rows.values_list(*_CURSOR_FIELDS)}
 
 
-def _cursors_lock(allocation, known: dict[str, _Known], new: set[str], alloc_start) -> dict[str, _Cursor]:
+def _cursors_lock(allocation, known: dict[str, _Known], new: set[str], alloc_start,
+                  region: str = "") -> dict[str, _Cursor]:
     """Make the cursors of servers seen for the first time, then lock the cursors this run moves.
     A concurrent run waits here, then sees how far this one charged."""
     MeterCursor.objects.bulk_create(
-        [MeterCursor(allocation=allocation, resource_id=i, metered_until=max(known[i].server.created_at, alloc_start))
-         for i in new], ignore_conflicts=True)
+        [MeterCursor(allocation=allocation, resource_id=i, region=region,
+                     metered_until=max(known[i].server.created_at, alloc_start)) for i in new], ignore_conflicts=True)
     locked = MeterCursor.objects.select_for_update().filter(allocation=allocation, resource_id__in=list(known))
     return {r[0]: _Cursor(*r[1:]) for r in locked.values_list(*_CURSOR_FIELDS)}
 
@@ -261,14 +273,15 @@ def _cursors_move(moves: list[tuple[int, datetime, str, bool]]) -> None:
 # --- History: the action log and the mirror ---------------------------------------------------
 
 def _unlisted_ids(allocation, cursors: dict[str, _Cursor], listed: set[str], alloc_start: datetime,
-                  now: datetime) -> set[str]:
+                  now: datetime, region: str = "") -> set[str]:
     """Servers gone from the listing: those charged before, and those the mirror saw come and go
     since the last run (never listed at a run, so without a cursor)."""
     vanished = {i for i, c in cursors.items() if not c.gone and i not in listed}
     last_run = max((c.until for c in cursors.values()), default=None) or (
-        MeterCursor.objects.filter(allocation=allocation).aggregate(t=Max("metered_until"))["t"])
+        MeterCursor.objects.filter(allocation=allocation, region=region).aggregate(t=Max("metered_until"))["t"])
     fleeting = set(ServerStateChange.objects.filter(
-        project_id=allocation.openstack_project_id, since__gte=max(last_run or alloc_start, alloc_start),
+        project_id=allocation.openstack_project_id, region=region,
+        since__gte=max(last_run or alloc_start, alloc_start),
         since__lt=now).exclude(server_id__in=listed | set(cursors)).values_list("server_id", flat=True))
     if fleeting:
         fleeting -= set(MeterCursor.objects.filter(allocation=allocation, resource_id__in=fleeting)
@@ -341,7 +354,7 @@ def _gone_server(server_id: str, since: datetime | None, changes, seen: ServerSt
     return _Known(server=server, user=charged.user if charged else None)
 
 
-def server_states_record(*, project_id: str, servers, seen_at: datetime) -> int:
+def server_states_record(*, project_id: str, servers, seen_at: datetime, region: str = "") -> int:
     """Record each server (portal.cloud.compute.Server) whose status differs from the last one
     recorded for it; the mirror's sync calls this with what it just wrote. Returns how many."""
     if not servers:
@@ -349,7 +362,8 @@ def server_states_record(*, project_id: str, servers, seen_at: datetime) -> int:
     last = dict(ServerStateChange.objects.filter(server_id__in=[s.id for s in servers])
                 .order_by("server_id", "-since", "-id").distinct("server_id").values_list("server_id", "status"))
     changes = [ServerStateChange(
-        project_id=project_id, server_id=s.id, status=s.status, since=min(s.updated_at or seen_at, seen_at),
+        project_id=project_id, region=region, server_id=s.id, status=s.status,
+        since=min(s.updated_at or seen_at, seen_at),
         flavor_name=s.flavor.name, vcpus=s.flavor.vcpus, name=s.name, cloud_user_id=s.user_id, seen_at=seen_at)
         for s in servers if s.status and last.get(s.id) != s.status]
     ServerStateChange.objects.bulk_create(changes, ignore_conflicts=True)

@@ -12,16 +12,23 @@ from django.db.models import Q, Sum
 
 
 class Cloud(models.Model):
-    """A cloud (region) the portal drives, named as in the portal's clouds.yaml."""
+    """A region of the cloud the portal drives (from Keystone's catalog; `regions_refresh`), and
+    whether it answers. One shared Keystone serves them all, so a project and its members are the
+    same in every region; servers, volumes, networks and quotas are each region's own."""
 
     name = models.CharField(max_length=64, unique=True, help_text="Shown to users, e.g. 'Primary'.")
     os_cloud = models.CharField(max_length=64, help_text="The cloud's entry in clouds.yaml.")
     region_name = models.CharField(max_length=64, blank=True)
     is_primary = models.BooleanField(default=False)
+    failing_since = models.DateTimeField(null=True, blank=True,
+                                         help_text="Since when the region's services have not answered the portal.")
+    last_error = models.TextField(blank=True)
+    last_ok_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["is_primary"], condition=Q(is_primary=True),
                                                name="one_primary_cloud")]
+        verbose_name = "region"
 
     def __str__(self) -> str:
         return self.name
@@ -68,7 +75,6 @@ class Allocation(models.Model):
                                  related_name="allocations_reviewed")
     decision_note = models.TextField(blank=True)
     reviewed_at = models.DateTimeField(null=True, blank=True)
-    clouds = models.ManyToManyField(Cloud, blank=True, related_name="allocations")
     openstack_project_id = models.CharField(max_length=64, blank=True, db_index=True)
     openstack_project_name = models.CharField(max_length=128, blank=True)
     # Enforcement timeline: when each step happened, so sweeps act once.
@@ -177,11 +183,42 @@ class LedgerEntry(models.Model):
         return f"{self.get_kind_display()} {self.sus:+} SU {self.resource_name}".strip()
 
 
+class AllocationRegion(models.Model):
+    """A region beyond the primary where an allocation may also run servers, with its quotas there.
+    An allocation lives on the primary region; an admin enables more (Django admin), which sets
+    these quotas in that region's services. SUs are one balance across all regions."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Being set up"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    allocation = models.ForeignKey("Allocation", on_delete=models.CASCADE, related_name="regions")
+    region_name = models.CharField(max_length=64)
+    cores = models.PositiveIntegerField(default=32)
+    ram_gb = models.PositiveIntegerField(default=125)
+    instances = models.PositiveIntegerField(default=10)
+    volume_gb = models.PositiveIntegerField(default=500)
+    floating_ips = models.PositiveIntegerField(default=2)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    error = models.TextField(blank=True)
+    enabled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    enabled_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["allocation", "region_name"], name="one_row_per_region")]
+
+    def __str__(self) -> str:
+        return f"{self.allocation} in {self.region_name}"
+
+
 class MeterCursor(models.Model):
     """How far each server of an allocation has been charged."""
 
     allocation = models.ForeignKey(Allocation, on_delete=models.CASCADE, related_name="meter_cursors")
     resource_id = models.CharField(max_length=64)
+    region = models.CharField(max_length=64, blank=True, help_text="Empty: the primary region.")
     metered_until = models.DateTimeField()
     last_state = models.CharField(max_length=32, blank=True)
     gone = models.BooleanField(default=False, help_text="The server no longer exists.")
@@ -291,6 +328,7 @@ class ServerStateChange(models.Model):
     """
 
     project_id = models.CharField(max_length=64)
+    region = models.CharField(max_length=64, blank=True, help_text="Empty: the primary region.")
     server_id = models.CharField(max_length=64)
     status = models.CharField(max_length=32)
     since = models.DateTimeField()

@@ -17,12 +17,14 @@ from django.db import transaction
 
 from portal import crypto, services as portal_services
 from portal.cloud import admin, identity
+from portal.cloud.errors import CloudError, CloudUnavailable
+from portal.cloud.quotas import QuotaLimits
 from portal.models import Operation
 
 from . import notifications
 from .defaults import quota_limits_for
 from .flavor_access import patterns_for
-from .models import Allocation, AllocationStatus, KeystoneIdentity, Membership
+from .models import Allocation, AllocationRegion, AllocationStatus, KeystoneIdentity, Membership
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +154,46 @@ def allocation_close_project(*, operation: Operation) -> None:
 def allocation_restore_quotas(*, allocation: Allocation) -> None:
     admin.project_quotas_set(project_id=allocation.openstack_project_id,
                              limits=quota_limits_for(kind=allocation.kind, storage_gb=allocation.storage_gb))
+    for row in allocation.regions.filter(state=AllocationRegion.State.READY):
+        admin.project_quotas_set(project_id=allocation.openstack_project_id, limits=_region_limits(row),
+                                 region=row.region_name)
 
 
 def allocation_stop_launches(*, allocation: Allocation) -> None:
-    """Instance quota 0: no new servers from the portal, the CLI or Horizon."""
+    """Instance quota 0 in every region: no new servers from the portal, the CLI or Horizon."""
     admin.project_instances_quota_set(project_id=allocation.openstack_project_id, instances=0)
+    for row in allocation.regions.filter(state=AllocationRegion.State.READY):
+        admin.project_instances_quota_set(project_id=allocation.openstack_project_id, instances=0,
+                                          region=row.region_name)
+
+
+def _region_limits(row: AllocationRegion) -> QuotaLimits:
+    return QuotaLimits(cores=row.cores, ram_mb=row.ram_gb * 1024, instances=row.instances,
+                       floating_ips=row.floating_ips, volume_gb=row.volume_gb)
+
+
+def allocation_region_provision(*, operation: Operation) -> AllocationRegion | None:
+    """Set the quotas of a region an admin enabled for the allocation, then mark it ready. The
+    project and its members' roles are Keystone's, shared by every region: nothing else to make.
+    Safe to re-run."""
+    allocation = Allocation.objects.get(pk=int(operation.target.split(":", 1)[1]))
+    name = operation.params.get("region", "")
+    row = allocation.regions.filter(region_name=name).first()
+    operation = portal_services.status_row_start(row=operation, step=f"setting quotas in {name}")
+    if row is None or not allocation.openstack_project_id:  # disabled again, or no project yet
+        portal_services.status_row_succeed(row=operation, step="nothing to set up")
+        return None
+    try:
+        admin.project_quotas_set(project_id=allocation.openstack_project_id, limits=_region_limits(row),
+                                 region=row.region_name)
+    except CloudError as exc:
+        if isinstance(exc, CloudUnavailable):
+            raise  # the task's retry policy; its last failure marks the row below through give_up
+        AllocationRegion.objects.filter(pk=row.pk).update(state=AllocationRegion.State.FAILED, error=str(exc))
+        raise
+    AllocationRegion.objects.filter(pk=row.pk).update(state=AllocationRegion.State.READY, error="")
+    portal_services.status_row_succeed(row=operation, result={"region": name})
+    return row
 
 
 def allocation_project_delete(*, allocation: Allocation) -> None:

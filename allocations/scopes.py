@@ -46,11 +46,20 @@ def allocation_refusal(*, allocation: Allocation, creating: bool) -> str:
     return ""
 
 
-def member_scope(*, user, allocation: Allocation, creating: bool = False) -> Scope:
+def _region_allowed(allocation: Allocation, region: str) -> str:
+    if region:
+        from .regions import allocation_region_keys
+        if region not in allocation_region_keys(allocation=allocation):
+            raise NoCloudAccess(f"The allocation “{allocation.title}” is not enabled in the region {region}.")
+    return region
+
+
+def member_scope(*, user, allocation: Allocation, creating: bool = False, region: str = "") -> Scope:
     """The person's identity in the allocation's project; NoCloudAccess if they may not act there.
 
     `creating`: the call makes something new (a server, volume, IP, group, key), which only an
-    active allocation allows.
+    active allocation allows. `region`: the region the calls go to ("" the primary); one the
+    allocation is not enabled in is refused when `creating` (what is already there stays reachable).
     """
     if user is None or not getattr(user, "is_authenticated", False):
         raise NoCloudAccess("Sign in first.")
@@ -61,11 +70,14 @@ def member_scope(*, user, allocation: Allocation, creating: bool = False) -> Sco
         raise NoCloudAccess(reason)
     if not membership.keystone_role_granted:
         raise NoCloudAccess("Your access to this project is still being set up. Try again in a minute.")
-    return Scope(identity=person_identity(user=user), project_id=allocation.openstack_project_id)
+    if creating:
+        _region_allowed(allocation, region)
+    return Scope(identity=person_identity(user=user), project_id=allocation.openstack_project_id, region=region)
 
 
-def service_scope(*, allocation: Allocation) -> Scope:
-    """The portal's service identity in the allocation's project (background work only)."""
+def service_scope(*, allocation: Allocation, region: str = "") -> Scope:
+    """The portal's service identity in the allocation's project (background work only), in
+    `region` ("" the primary)."""
     if not allocation.openstack_project_id:
         raise NoCloudAccess(f"The allocation “{allocation.title}” has no cloud project.")
-    return Scope(identity=service_identity(), project_id=allocation.openstack_project_id)
+    return Scope(identity=service_identity(), project_id=allocation.openstack_project_id, region=region)

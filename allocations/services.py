@@ -86,11 +86,6 @@ def allocation_approve(*, allocation: Allocation, reviewer, awarded_sus: Decimal
     allocation.openstack_project_id = existing_project_id or allocation.openstack_project_id
     allocation.openstack_project_name = allocation.openstack_project_name or _project_name(allocation)
     allocation.save()
-    if not allocation.clouds.exists():
-        from .models import Cloud
-        primary = Cloud.objects.filter(is_primary=True).first()
-        if primary:
-            allocation.clouds.add(primary)
     LedgerEntry.objects.create(allocation=allocation, kind=LedgerKind.AWARD, sus=awarded_sus,
                                note=f"Awarded by {reviewer}", user=reviewer)
     operation = portal_services.operation_create(kind="allocation.provision", target=f"allocation:{allocation.pk}",

@@ -101,6 +101,12 @@ def _flavor_access(*, operation: Operation) -> None:
 
 
 @shared_task(**CLOUD_RETRY)
+def provision_region(operation_id: int) -> None:
+    """Quotas in a region an admin enabled for the allocation; then the region is offered on its pages."""
+    _run(operation_id, "allocation.region", provisioning.allocation_region_provision)
+
+
+@shared_task(**CLOUD_RETRY)
 def grant_membership(operation_id: int) -> None:
     _run(operation_id, "membership.grant", _grant)
 
@@ -119,6 +125,18 @@ def restore_quotas(operation_id: int) -> None:
 def sync_flavor_access(operation_id: int) -> None:
     """Open the private flavors the allocation's kind allows to its project, close the others."""
     _run(operation_id, "allocation.flavor_access", _flavor_access)
+
+
+@shared_task(acks_late=True)
+def refresh_regions() -> list[str]:
+    """Beat: the regions of Keystone's catalog (a region added to the cloud shows up by itself)."""
+    from .regions import regions_refresh
+
+    try:
+        return [c.region_name for c in regions_refresh()]
+    except CloudError as exc:
+        log.warning("refreshing the regions failed: %s", exc)
+        return []
 
 
 @shared_task(acks_late=True)

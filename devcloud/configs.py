@@ -16,9 +16,25 @@ PORTS = {
     "neutron": 19696,
     "heat-api": 18004,
 }
+# RegionTwo (`devcloud up --regions 2`): RegionOne's port + 10000, so the last four digits stay OpenStack's
+# usual ones (8774 Nova, 8778 Placement, 9292 Glance, 8776 Cinder, 9696 Neutron).
+PORTS2 = {
+    "placement": 28778,
+    "nova-api": 28774,
+    "glance": 29292,
+    "cinder-api": 28776,
+    "neutron": 29696,
+}
 
 REGION = "RegionOne"
 HOST = "devcloud"  # the compute/volume host name
+# RegionTwo: same Keystone, MariaDB and RabbitMQ broker; its own services, host, databases and vhost.
+REGION2 = "RegionTwo"
+HOST2 = "devcloud-r2"
+VHOST2 = "regiontwo"  # RabbitMQ virtual host: RegionTwo's RPC never meets RegionOne's
+DB_PREFIX2 = "r2_"
+DATABASES2 = [DB_PREFIX2 + d for d in ("placement", "nova_api", "nova_cell0", "nova", "glance", "cinder", "neutron")]
+FLOATING2 = "198.51.100"  # RegionTwo's public network: 198.51.100.0/24 (RegionOne: 203.0.113.0/24)
 ADMIN_PASSWORD = "devcloud-admin"
 SERVICE_PASSWORD = "devcloud-service"
 # The portal's own service identity (no admin role anywhere; see seed.py portal_identity).
@@ -33,23 +49,27 @@ HEAT_DOMAIN = "heat"
 HEAT_DOMAIN_ADMIN = "heat_domain_admin"
 
 
-def ctx(var, venv):
-    p = PORTS
+def ctx(var, venv, region=1):
+    """The values the templates use; region=2: RegionTwo's (own ports, host, databases, vhost, etc/ and data/)."""
+    p = PORTS if region == 1 else {**PORTS, **PORTS2}
+    sub = "" if region == 1 else "/regiontwo"
     c = {
         "var": var,
         "venv": venv,
-        "etc": f"{var}/etc",
-        "data": f"{var}/data",
+        "etc": f"{var}/etc{sub}",
+        "data": f"{var}/data{sub}",
         "run": f"{var}/run",
         "log": f"{var}/log",
-        "region": REGION,
-        "host": HOST,
+        "region": REGION if region == 1 else REGION2,
+        "regions": f"[{REGION}, {REGION2}]",
+        "host": HOST if region == 1 else HOST2,
         "service_password": SERVICE_PASSWORD,
         "keystone_url": f"http://127.0.0.1:{p['keystone']}/v3",
-        "transport_url": f"rabbit://guest:guest@127.0.0.1:{p['rabbitmq']}/",
+        "transport_url": f"rabbit://guest:guest@127.0.0.1:{p['rabbitmq']}/" + ("" if region == 1 else VHOST2),
         **{k.replace("-", "_") + "_port": v for k, v in p.items()},
     }
-    c["db"] = f"mysql+pymysql://{DB_USER}:{DB_PASSWORD}@127.0.0.1:{p['mysql']}/{{}}?charset=utf8"
+    prefix = "" if region == 1 else DB_PREFIX2
+    c["db"] = f"mysql+pymysql://{DB_USER}:{DB_PASSWORD}@127.0.0.1:{p['mysql']}/{prefix}{{}}?charset=utf8"
     return c
 
 
@@ -437,6 +457,9 @@ pidfile = {c['run']}/{name}.uwsgi.pid
 CLOUDS_YAML = """\
 # Written by devcloud/devcloud up. devcloud-admin: the cloud's admin (the portal's provisioning only);
 # devcloud-portal: the portal's service identity (member of the projects it serves, never admin).
+# `regions`: openstacksdk's list; the first (RegionOne) is what a connection gets when it names no region.
+# RegionTwo answers once `devcloud/devcloud up --regions 2` started it:
+#   openstack.connect(cloud="devcloud-admin", region_name="RegionTwo")
 clouds:
   devcloud-admin:
     auth:
@@ -447,6 +470,7 @@ clouds:
       user_domain_name: Default
       project_domain_name: Default
     region_name: {region}
+    regions: {regions}
     interface: public
     identity_api_version: 3
   devcloud-portal:
@@ -458,6 +482,7 @@ clouds:
       user_domain_name: Default
       project_domain_name: Default
     region_name: {region}
+    regions: {regions}
     interface: public
     identity_api_version: 3
 """

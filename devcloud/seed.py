@@ -2,6 +2,9 @@
 
     seed.py identity   service project, service users and roles, the catalog
     seed.py cloud      flavors, vGPU resource providers, images, the public network, volume type
+    seed.py identity RegionTwo   the region RegionTwo and its endpoints (after `identity`)
+    seed.py cloud RegionTwo      RegionTwo's flavors, vGPU providers, images, public network, volume type
+    seed.py forget RegionTwo     remove RegionTwo's endpoints and the region (when it stops: `up --regions 1`)
 """
 
 import os
@@ -28,6 +31,21 @@ CATALOG = [
     ("heat", "orchestration", f"http://127.0.0.1:{P['heat-api']}/v1/%(tenant_id)s"),
 ]
 SERVICE_USERS = ["nova", "placement", "glance", "cinder", "neutron", "heat"]
+P2 = {**P, **C.PORTS2}
+# RegionTwo's public endpoints: its own services; Keystone (shared) is listed in it too, so that services and
+# clients with region_name RegionTwo find the identity service. No Heat there.
+CATALOG2 = [
+    ("keystone", "identity", KEYSTONE),
+    ("nova", "compute", f"http://127.0.0.1:{P2['nova-api']}/v2.1"),
+    ("placement", "placement", f"http://127.0.0.1:{P2['placement']}"),
+    ("glance", "image", f"http://127.0.0.1:{P2['glance']}"),
+    ("cinderv3", "volumev3", f"http://127.0.0.1:{P2['cinder-api']}/v3"),
+    ("cinder", "block-storage", f"http://127.0.0.1:{P2['cinder-api']}/v3"),
+    ("neutron", "network", f"http://127.0.0.1:{P2['neutron']}"),
+]
+# Per region: the compute/volume host and the floating-IP network's first three octets
+REGION_HOST = {C.REGION: C.HOST, C.REGION2: C.HOST2}
+REGION_FLOATING = {C.REGION: "203.0.113", C.REGION2: C.FLOATING2}
 
 # A100 40 GB vGPU profiles: (trait, fraction of a GPU, framebuffer GB, slices in the devcloud)
 VGPU_TYPES = {
@@ -63,11 +81,11 @@ def say(msg):
     print(f"seed: {msg}", flush=True)
 
 
-def admin():
+def admin(region=C.REGION):
     return openstack.connection.Connection(
         auth={"auth_url": KEYSTONE, "username": "admin", "password": C.ADMIN_PASSWORD, "project_name": "admin",
               "user_domain_name": "Default", "project_domain_name": "Default"},
-        region_name=C.REGION, interface="public", identity_api_version="3")
+        region_name=region, interface="public", identity_api_version="3")
 
 
 def identity(conn):
@@ -82,17 +100,42 @@ def identity(conn):
             name=name, password=C.SERVICE_PASSWORD, domain_id="default", default_project_id=project.id)
         for r in ("admin", "service"):
             idn.assign_project_role_to_user(project, user, roles[r])
-    for name, type_, url in CATALOG:
-        svc = next((s for s in idn.services() if s.type == type_), None) or idn.create_service(
-            name=name, type=type_, is_enabled=True)
-        eps = [e for e in idn.endpoints(service_id=svc.id) if e.interface == "public"]
-        if not eps:
-            idn.create_endpoint(service_id=svc.id, interface="public", url=url, region_id=C.REGION)
-        elif eps[0].url != url:
-            idn.update_endpoint(eps[0], url=url)
+    catalog(idn, CATALOG, C.REGION)
     heat_stack_domain(idn, roles["admin"])
     say(f"identity: project service, users {', '.join(SERVICE_USERS)}, catalog of {len(CATALOG)} services, "
         f"Heat's stack domain")
+
+
+def catalog(idn, entries, region):
+    """The services (one per type, shared by the regions) and each one's public endpoint in `region`."""
+    for name, type_, url in entries:
+        svc = next((s for s in idn.services() if s.type == type_), None) or idn.create_service(
+            name=name, type=type_, is_enabled=True)
+        eps = [e for e in idn.endpoints(service_id=svc.id, region_id=region)
+               if e.interface == "public" and e.region_id == region]
+        if not eps:
+            idn.create_endpoint(service_id=svc.id, interface="public", url=url, region_id=region)
+        elif eps[0].url != url:
+            idn.update_endpoint(eps[0], url=url)
+
+
+def identity_region2(conn):
+    idn = conn.identity
+    if not any(r.id == C.REGION2 for r in idn.regions()):
+        idn.create_region(id=C.REGION2, description="devcloud's second region (devcloud up --regions 2)")
+    catalog(idn, CATALOG2, C.REGION2)
+    say(f"identity: region {C.REGION2}, its endpoints: {', '.join(t for _, t, _ in CATALOG2)}")
+
+
+def forget_region2(conn):
+    """While RegionTwo does not run, the catalog is RegionOne's alone, as before there were two regions."""
+    idn = conn.identity
+    gone = [e for e in idn.endpoints(region_id=C.REGION2) if e.region_id == C.REGION2]
+    for e in gone:
+        idn.delete_endpoint(e, ignore_missing=True)
+    if any(r.id == C.REGION2 for r in idn.regions()):
+        idn.delete_region(C.REGION2, ignore_missing=True)
+    say(f"identity: region {C.REGION2} and its {len(gone)} endpoints removed")
 
 
 def heat_stack_domain(idn, admin_role):
@@ -112,24 +155,24 @@ def placement_req(conn, method, url, **kw):
     return r
 
 
-def wait_compute(conn, timeout=120):
+def wait_compute(conn, host, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        r = placement_req(conn, "GET", f"/resource_providers?name={C.HOST}")
+        r = placement_req(conn, "GET", f"/resource_providers?name={host}")
         rps = r.json()["resource_providers"]
         if rps:
             inv = placement_req(conn, "GET", f"/resource_providers/{rps[0]['uuid']}/inventories").json()
             if "VCPU" in inv["inventories"]:
                 return rps[0]
         time.sleep(1)
-    raise RuntimeError(f"no resource provider for compute host {C.HOST} in placement after {timeout}s")
+    raise RuntimeError(f"no resource provider for compute host {host} in placement after {timeout}s")
 
 
-def vgpu_providers(conn):
-    root = wait_compute(conn)
+def vgpu_providers(conn, host=C.HOST):
+    root = wait_compute(conn, host)
     for trait, (_frac, _mem, slices) in VGPU_TYPES.items():
         placement_req(conn, "PUT", f"/traits/{trait}")
-        name = f"{C.HOST}_vgpu_{trait.removeprefix('CUSTOM_').lower()}"
+        name = f"{host}_vgpu_{trait.removeprefix('CUSTOM_').lower()}"
         found = placement_req(conn, "GET", f"/resource_providers?name={name}").json()["resource_providers"]
         if found:
             rp = found[0]
@@ -148,7 +191,7 @@ def vgpu_providers(conn):
             placement_req(conn, "PUT", f"/resource_providers/{rp['uuid']}/traits",
                           json={"resource_provider_generation": traits["resource_provider_generation"],
                                 "traits": [trait]})
-    say(f"placement: {len(VGPU_TYPES)} vGPU child providers under {C.HOST} ({root['uuid']})")
+    say(f"placement: {len(VGPU_TYPES)} vGPU child providers under {host} ({root['uuid']})")
 
 
 def flavor_specs(family, trait):
@@ -210,7 +253,7 @@ def images(conn):
     say(f"images: {', '.join(IMAGES)}")
 
 
-def network(conn):
+def network(conn, prefix="203.0.113"):
     net = conn.network.find_network("public")
     if net is None:
         net = conn.network.create_network(name="public", is_router_external=True, is_shared=False,
@@ -218,9 +261,9 @@ def network(conn):
                                           description="External network for floating IPs")
     if not list(conn.network.subnets(network_id=net.id)):
         conn.network.create_subnet(name="public-subnet", network_id=net.id, ip_version=4,
-                                   cidr="203.0.113.0/24", gateway_ip="203.0.113.1", is_dhcp_enabled=False,
-                                   allocation_pools=[{"start": "203.0.113.10", "end": "203.0.113.250"}])
-    say("network: public (router:external, 203.0.113.0/24)")
+                                   cidr=f"{prefix}.0/24", gateway_ip=f"{prefix}.1", is_dhcp_enabled=False,
+                                   allocation_pools=[{"start": f"{prefix}.10", "end": f"{prefix}.250"}])
+    say(f"network: public (router:external, {prefix}.0/24)")
 
 
 def volume_type(conn):
@@ -263,16 +306,26 @@ def wait_services(conn, timeout=120):
 
 def main():
     phase = sys.argv[1]
-    conn = admin()
-    if phase == "identity":
+    region = sys.argv[2] if len(sys.argv) > 2 else C.REGION
+    if region not in REGION_HOST:
+        raise SystemExit(f"unknown region {region}")
+    # Keystone is reached through RegionOne's catalog: RegionTwo's has no identity endpoint before `identity`.
+    conn = admin(C.REGION if phase in ("identity", "forget") else region)
+    say(f"region {region}")
+    if phase == "identity" and region == C.REGION:
         identity(conn)
+    elif phase == "identity":
+        identity_region2(conn)
+    elif phase == "forget" and region == C.REGION2:
+        forget_region2(conn)
     elif phase == "cloud":
         flavors(conn)
-        portal_identity(conn)
-        network(conn)
+        if region == C.REGION:
+            portal_identity(conn)  # Keystone's: shared by the regions
+        network(conn, REGION_FLOATING[region])
         volume_type(conn)
         images(conn)
-        vgpu_providers(conn)
+        vgpu_providers(conn, REGION_HOST[region])
         wait_services(conn)
     else:
         raise SystemExit(f"unknown phase {phase}")

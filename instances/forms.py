@@ -105,10 +105,12 @@ class LaunchForm(MarksInvalidFields, BootstrapForm):
                                 help_text="cloud-init user data: “#cloud-config” YAML or a “#!” shell script.")
     assign_floating_ip = forms.BooleanField(required=False, label="Assign a public IP")
 
-    def __init__(self, *args, options: dict, keys, volumes=(), quota=None, **kwargs):
+    def __init__(self, *args, options: dict, keys, volumes=(), quota=None, region: str = "", **kwargs):
         """`quota`: the project's instances.quota.ProjectQuota, or None when it could not be read
-        (then nothing is refused here and the cloud checks alone)."""
+        (then nothing is refused here and the cloud checks alone). `region`: where the choices come
+        from and the servers go ("" the primary), chosen on the page before the form."""
         super().__init__(*args, **kwargs)
+        self.region = region
         self.options = options
         self.quota = quota
         self.fields["boot_volume"].choices = [("", "—")] + [(v.volume_id, f"{v} ({v.size_gb} GB)") for v in volumes]
@@ -155,6 +157,7 @@ class LaunchForm(MarksInvalidFields, BootstrapForm):
 
     def clean(self):
         data = super().clean()
+        data["region"] = self.region
         self._clean_quota(data)
         if not data.get("image") and not data.get("boot_volume"):
             self.add_error("image", "Choose an image, or a volume to boot from.")
@@ -209,9 +212,11 @@ class VolumeCreateForm(MarksInvalidFields, BootstrapForm):
     snapshot_id = forms.ChoiceField(required=False, label="From snapshot")
     image_id = forms.ChoiceField(required=False, label="From image")
 
-    def __init__(self, *args, snapshots=(), images=(), quota=None, **kwargs):
-        """`quota`: the project's instances.quota.ProjectQuota, or None when it could not be read."""
+    def __init__(self, *args, snapshots=(), images=(), quota=None, region: str = "", **kwargs):
+        """`quota`: the project's instances.quota.ProjectQuota, or None when it could not be read.
+        `region`: where the volume is made ("" the primary), chosen on the page before the form."""
         super().__init__(*args, **kwargs)
+        self.region = region
         self.quota = quota
         self.fields["snapshot_id"].choices = [("", "—")] + [(s.id, s.name or s.id) for s in snapshots]
         self.fields["image_id"].choices = [("", "—")] + [(i.id, i.name) for i in images]
@@ -222,6 +227,7 @@ class VolumeCreateForm(MarksInvalidFields, BootstrapForm):
 
     def clean(self):
         data = super().clean()
+        data["region"] = self.region
         if data.get("snapshot_id") and data.get("image_id"):
             raise forms.ValidationError("Pick a snapshot or an image, not both.")
         if data.get("size_gb") and not self.has_error("size_gb"):

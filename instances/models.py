@@ -36,6 +36,7 @@ class Instance(models.Model):
 
     allocation = models.ForeignKey("allocations.Allocation", on_delete=models.CASCADE, related_name="instances")
     project_id = models.CharField(max_length=64, db_index=True)
+    region = models.CharField(max_length=64, blank=True, db_index=True, help_text="Empty: the primary region.")
     server_id = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=255)
     status = models.CharField(max_length=32, db_index=True)
@@ -113,6 +114,7 @@ class Volume(models.Model):
 
     allocation = models.ForeignKey("allocations.Allocation", on_delete=models.CASCADE, related_name="volumes")
     project_id = models.CharField(max_length=64, db_index=True)
+    region = models.CharField(max_length=64, blank=True, db_index=True, help_text="Empty: the primary region.")
     volume_id = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=255, blank=True)
     size_gb = models.PositiveIntegerField(default=0)
@@ -141,17 +143,21 @@ class Volume(models.Model):
 
 
 class ProjectSync(models.Model):
-    """How far the mirror of one project is up to date."""
+    """How far the mirror of one project in one region is up to date."""
 
-    project_id = models.CharField(max_length=64, unique=True)
+    project_id = models.CharField(max_length=64)
+    region = models.CharField(max_length=64, blank=True, help_text="Empty: the primary region.")
     # The cloud's own updated_at of the newest change seen: the next changes-since.
     changes_since = models.DateTimeField(null=True, blank=True)
     last_sync_at = models.DateTimeField(null=True, blank=True)
     last_full_sync_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
 
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project_id", "region"], name="one_sync_row_per_region")]
+
     def __str__(self) -> str:
-        return self.project_id
+        return f"{self.project_id} {self.region}".strip()
 
 
 class SSHKey(models.Model):
@@ -177,6 +183,7 @@ class LaunchRequest(StatusRow):
 
     allocation = models.ForeignKey("allocations.Allocation", on_delete=models.PROTECT, related_name="launches")
     project_id = models.CharField(max_length=64)
+    region = models.CharField(max_length=64, blank=True, help_text="Empty: the primary region.")
     name = models.CharField(max_length=63)
     count = models.PositiveSmallIntegerField(default=1)
     flavor_id = models.CharField(max_length=64)
@@ -223,6 +230,7 @@ class CloudAction(StatusRow):
 
     allocation = models.ForeignKey("allocations.Allocation", on_delete=models.PROTECT, related_name="actions")
     project_id = models.CharField(max_length=64)
+    region = models.CharField(max_length=64, blank=True, help_text="Empty: the primary region.")
     target_type = models.CharField(max_length=16, choices=ActionTarget.choices, default=ActionTarget.SERVER)
     target_id = models.CharField(max_length=64, blank=True, db_index=True)
     target_name = models.CharField(max_length=255, blank=True)

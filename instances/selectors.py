@@ -22,7 +22,7 @@ def project_ids_for_user(*, user) -> list[str]:
 # and its poll read these columns only, not the whole mirrored server, creator and allocation.
 ROW_FIELDS = ("allocation_id", "server_id", "name", "status", "task_state", "flavor_name", "vgpus", "gpu_fraction",
               "gpu_memory_gb", "image_name", "addresses", "is_locked", "cloud_created_at", "created_by_id",
-              "created_by__email", "created_by__username", "allocation__title")
+              "created_by__email", "created_by__username", "allocation__title", "region")
 
 
 def _with_stack(qs: QuerySet[Instance]) -> QuerySet[Instance]:
@@ -41,14 +41,17 @@ def _with_stack(qs: QuerySet[Instance]) -> QuerySet[Instance]:
 
 
 def instance_list_for_user(*, user, allocation=None, mine: bool = False, search: str = "",
-                           sort: str = "name", rows_only: bool = False) -> QuerySet[Instance]:
-    """Live instances in the user's projects (or one allocation's), made in the portal or not;
-    `rows_only`: with only what the list's rows show (ROW_FIELDS)."""
+                           sort: str = "name", rows_only: bool = False, region: str | None = None
+                           ) -> QuerySet[Instance]:
+    """Live instances in the user's projects (or one allocation's; one region's, by key: "" the
+    primary), made in the portal or not; `rows_only`: with only what the list's rows show (ROW_FIELDS)."""
     qs = Instance.objects.filter(deleted_at__isnull=True, allocation__memberships__user=user)
     if rows_only:
         qs = qs.only(*ROW_FIELDS)
     if allocation is not None:
         qs = qs.filter(allocation=allocation)
+    if region is not None:
+        qs = qs.filter(region=region)
     if mine:
         qs = qs.filter(created_by=user)
     if search:
@@ -85,6 +88,15 @@ def allocations_launching(*, user, allocation=None) -> set[int]:
     if allocation is not None:
         qs = qs.filter(allocation=allocation)
     return set(qs.values_list("allocation_id", flat=True).distinct())
+
+
+def regions_for_pages() -> dict:
+    """The regions the portal knows and which do not answer, for the lists' region column, filter and
+    banner: read from the database at most every few seconds (a Cloud row per region)."""
+    from allocations.regions import region_list
+
+    return _cached("instances:regions", 5, lambda: {"regions": (listed := region_list()),
+                                                   "down": {r.key: r for r in listed if r.failing_since}})
 
 
 def volume_list_for_user(*, user, allocation=None) -> QuerySet[Volume]:
@@ -199,19 +211,20 @@ def _cached(key: str, seconds: int, load):
 
 
 def _scope_key(scope) -> str:
-    return f"{scope.identity.key}:{scope.project_id}"
+    return f"{scope.identity.key}:{scope.project_id}:{scope.region}"
 
 
-def flavor_list_for(*, user, allocation) -> list[compute.Flavor]:
-    """The flavors the person's project may boot (Nova decides: public ones plus private ones
-    opened to the project for its allocation kind), cached briefly."""
-    scope = member_scope(user=user, allocation=allocation)
+def flavor_list_for(*, user, allocation, region: str = "") -> list[compute.Flavor]:
+    """The flavors the person's project may boot in the region (Nova decides: public ones plus
+    private ones opened to the project for its allocation kind), cached briefly."""
+    scope = member_scope(user=user, allocation=allocation, region=region)
     return _cached(f"instances:flavors:{_scope_key(scope)}", 300, lambda: compute.flavor_list(scope=scope))
 
 
-def launch_options(*, user, allocation) -> dict:
-    """Images, flavors, networks and security groups the person can launch with in the project."""
-    scope = member_scope(user=user, allocation=allocation, creating=True)
+def launch_options(*, user, allocation, region: str = "") -> dict:
+    """Images, flavors, networks and security groups the person can launch with in the project,
+    in the region ("" the primary)."""
+    scope = member_scope(user=user, allocation=allocation, creating=True, region=region)
     project_id = allocation.openstack_project_id
 
     def load():
@@ -221,16 +234,16 @@ def launch_options(*, user, allocation) -> dict:
         return {"images": images, "networks": networks, "security_groups": network.security_group_list(scope=scope)}
 
     options = _cached(f"instances:launch-options:{_scope_key(scope)}", 30, load)
-    return {**options, "flavors": flavor_list_for(user=user, allocation=allocation)}
+    return {**options, "flavors": flavor_list_for(user=user, allocation=allocation, region=region)}
 
 
 def instance_console_url(*, user, instance) -> str:
-    scope = member_scope(user=user, allocation=instance.allocation)
+    scope = member_scope(user=user, allocation=instance.allocation, region=instance.region)
     return compute.server_console_url(scope=scope, server_id=instance.server_id)
 
 
 def instance_console_log(*, user, instance) -> str:
-    scope = member_scope(user=user, allocation=instance.allocation)
+    scope = member_scope(user=user, allocation=instance.allocation, region=instance.region)
     return compute.server_console_log(scope=scope, server_id=instance.server_id)
 
 
@@ -242,10 +255,10 @@ def floating_ip_list(*, user, allocation):
     return network.floating_ip_list(scope=member_scope(user=user, allocation=allocation))
 
 
-def volume_create_options(*, user, allocation) -> dict:
+def volume_create_options(*, user, allocation, region: str = "") -> dict:
     from portal.cloud import block_storage
 
-    scope = member_scope(user=user, allocation=allocation, creating=True)
+    scope = member_scope(user=user, allocation=allocation, creating=True, region=region)
     return {"snapshots": block_storage.snapshot_list(scope=scope), "images": image.image_list(scope=scope)}
 
 
@@ -287,20 +300,20 @@ def _quota_generation(allocation) -> str:
     return ":".join(str(stamp.timestamp()) if stamp else "-" for stamp in row)
 
 
-def project_quota_for(*, user, allocation):
-    """What is used and left of the project's quota, read as the person through the gateway;
-    cached briefly per project. None when it cannot be read now (the forms then only note it,
-    and the cloud still checks)."""
+def project_quota_for(*, user, allocation, region: str = ""):
+    """What is used and left of the project's quota in the region, read as the person through the
+    gateway; cached briefly per project and region. None when it cannot be read now (the forms
+    then only note it, and the cloud still checks)."""
     from portal.cloud import quotas
     from portal.cloud.errors import CloudError
 
     from .quota import ProjectQuota
 
     try:
-        scope = member_scope(user=user, allocation=allocation)
+        scope = member_scope(user=user, allocation=allocation, region=region)
     except NoCloudAccess:
         return None
-    key = f"instances:quota-usage:{allocation.openstack_project_id}:{_quota_generation(allocation)}"
+    key = f"instances:quota-usage:{allocation.openstack_project_id}:{region}:{_quota_generation(allocation)}"
     rows = cache.get(key)
     if rows is None:
         try:
@@ -392,7 +405,8 @@ def instance_login_user(*, user, instance) -> str:
     distro = cache.get(key)
     if distro is None:
         try:
-            distro = image.image_get(scope=member_scope(user=user, allocation=instance.allocation),
+            distro = image.image_get(scope=member_scope(user=user, allocation=instance.allocation,
+                                                        region=instance.region),
                                      image_id=instance.image_id).os_distro
         except NotFound:
             distro = ""  # the image was deleted: nothing to learn later either
@@ -410,16 +424,18 @@ def volumes_attachable_to(*, user, instance) -> list[Volume]:
 # --- What the launch and volume forms are built from (the page and the API share these) ----------
 
 
-def launch_form_kwargs(*, user, allocation) -> dict:
-    """LaunchForm's choices and limits for the person in the allocation: the project's images,
-    networks, groups and flavors (as the person), their keys, bootable volumes, and quota."""
-    return {"options": launch_options(user=user, allocation=allocation),
+def launch_form_kwargs(*, user, allocation, region: str = "") -> dict:
+    """LaunchForm's choices and limits for the person in the allocation and region: the project's
+    images, networks, groups and flavors there (as the person), their keys, bootable volumes, and
+    quota."""
+    return {"options": launch_options(user=user, allocation=allocation, region=region),
             "keys": list(ssh_key_list_for_user(user=user)),
             "volumes": volume_list_for_user(user=user, allocation=allocation).filter(
-                status="available", is_bootable=True),
-            "quota": project_quota_for(user=user, allocation=allocation)}
+                status="available", is_bootable=True, region=region),
+            "quota": project_quota_for(user=user, allocation=allocation, region=region),
+            "region": region}
 
 
-def volume_form_kwargs(*, user, allocation) -> dict:
-    return {**volume_create_options(user=user, allocation=allocation),
-            "quota": project_quota_for(user=user, allocation=allocation)}
+def volume_form_kwargs(*, user, allocation, region: str = "") -> dict:
+    return {**volume_create_options(user=user, allocation=allocation, region=region),
+            "quota": project_quota_for(user=user, allocation=allocation, region=region), "region": region}

@@ -47,18 +47,18 @@ def volume_action_run(self, action_id: int) -> None:
 
 
 @shared_task(acks_late=True)
-def sync_project(allocation_id: int, full: bool = False) -> dict | None:
-    """Sync one project's mirror; a lock makes overlapping syncs of one project a no-op."""
+def sync_project(allocation_id: int, full: bool = False, region: str = "") -> dict | None:
+    """Sync one project's mirror in one region; a lock makes overlapping syncs of one a no-op."""
     from allocations.models import Allocation
 
     allocation = Allocation.objects.filter(pk=allocation_id).exclude(openstack_project_id="").first()
     if allocation is None:
         return None
-    lock = f"instances:sync-lock:{allocation.openstack_project_id}"
+    lock = f"instances:sync-lock:{allocation.openstack_project_id}:{region}"
     if not cache.add(lock, 1, timeout=120):
         return None
     try:
-        return services.project_sync(allocation=allocation, full=full)
+        return services.project_sync(allocation=allocation, full=full, region=region)
     except CloudError:
         return None
     finally:
@@ -74,7 +74,25 @@ def sync_all_projects() -> int:
                .values_list("pk", flat=True))
     for pk in ids:
         sync_project.delay(pk)
-    return len(ids)
+    return len(ids) + sync_regions(ids)
+
+
+def sync_regions(allocation_ids) -> int:
+    """A sync of each allocation's project in each other region it is enabled in, on that region's
+    own queue (a region that does not answer holds up only its own)."""
+    from allocations.models import AllocationRegion
+    from allocations.regions import region_key
+    from portal.runner import region_queue
+
+    pairs = AllocationRegion.objects.filter(allocation_id__in=list(allocation_ids),
+                                            state=AllocationRegion.State.READY).values_list("allocation_id",
+                                                                                           "region_name")
+    sent = 0
+    for pk, name in pairs:
+        if key := region_key(name):
+            sync_project.apply_async((pk, False, key), queue=region_queue(key, "sync"))
+            sent += 1
+    return sent
 
 
 @shared_task(acks_late=True)
@@ -87,6 +105,9 @@ def resume_stale_launches() -> int:
 
 def sync_soon(allocation_ids) -> None:
     """Ask for a sync of these projects now, at most once every few seconds each (pages in flux)."""
-    for pk in allocation_ids:
-        if cache.add(f"instances:sync-soon:{pk}", 1, timeout=settings.PORTAL_SYNC_SOON_SECONDS):
-            sync_project.delay(pk)
+    soon = [pk for pk in allocation_ids
+            if cache.add(f"instances:sync-soon:{pk}", 1, timeout=settings.PORTAL_SYNC_SOON_SECONDS)]
+    for pk in soon:
+        sync_project.delay(pk)
+    if soon:
+        sync_regions(soon)

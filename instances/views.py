@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
 from allocations.charging import InsufficientBalance, su_per_hour
+from allocations.regions import allocation_regions, region_for_request, region_key, region_name
 from allocations.scopes import NoCloudAccess
 from allocations.selectors import allocation_for_request, allocation_list_for_user, allocation_list_usable_for_user
 from portal.cloud.errors import CloudError
@@ -32,11 +33,17 @@ def instance_list(request):
                   _list_context(request, request.GET, allocation, list_url=request.get_full_path()))
 
 
+def _region_filter(params) -> str | None:
+    """The region filter asked for (by key, "" the primary), None for all regions."""
+    return region_key(params["region"]) if params.get("region") else None
+
+
 def _list_page(request, params, allocation):
     """The page of the list these query parameters (filters, sort, page) ask for."""
     found = selectors.instance_list_for_user(
         user=request.user, allocation=allocation, mine=params.get("mine") == "1",
-        search=params.get("q", "").strip()[:100], sort=params.get("sort", "name"), rows_only=True)
+        search=params.get("q", "").strip()[:100], sort=params.get("sort", "name"), rows_only=True,
+        region=_region_filter(params))
     return Paginator(found, settings.PORTAL_INSTANCE_PAGE_SIZE).get_page(params.get("page"))
 
 
@@ -49,7 +56,7 @@ def _list_context(request, params, allocation, *, list_url: str) -> dict:
         "page": page, "page_numbers": list(page.paginator.get_elided_page_range(page.number, on_ends=1)),
         "page_href": f"{reverse('instances:list')}?{kept.urlencode()}{'&' if kept else ''}page=",
         "mine": params.get("mine") == "1", "search": params.get("q", "").strip()[:100],
-        "sort": params.get("sort", "name"),
+        "sort": params.get("sort", "name"), "region_filter": params.get("region", ""),
         "allocations": allocation_list_for_user(user=request.user).exclude(openstack_project_id=""),
     }
 
@@ -84,9 +91,12 @@ def _rows_context(request, instances, allocation, *, list_url: str) -> dict:
     is changing or a launch in view is still making its servers (then they poll, and the mirror
     syncs soon), and the poll's address: these rows."""
     failed = selectors.failed_last_actions(instances=instances)
+    regions = selectors.regions_for_pages()
     for i in instances:
         i.failed_action = failed.get(i.server_id)
         i.failed_action_label = server_actions.action_label(i.failed_action) if i.failed_action else ""
+        i.region_down = regions["down"].get(i.region)
+        i.region_name = region_name(i.region)
     changing = {i.allocation_id for i in instances if not i.is_settled}
     changing |= selectors.allocations_launching(user=request.user, allocation=allocation)
     if changing and is_partial(request):  # a poll: the rows are changing, so the mirror syncs soon
@@ -94,7 +104,8 @@ def _rows_context(request, instances, allocation, *, list_url: str) -> dict:
     poll = {"project": allocation.pk} if allocation else {}
     poll["ids"] = ",".join(str(i.pk) for i in instances)
     return {"instances": instances, "in_flux": bool(changing), "allocation": allocation, "list_url": list_url,
-            "poll_query": urlencode(poll, safe=",")}
+            "poll_query": urlencode(poll, safe=","), "regions": regions["regions"],
+            "show_regions": len(regions["regions"]) > 1, "regions_down": list(regions["down"].values())}
 
 
 def _launch_allocation(request):
@@ -110,12 +121,15 @@ def instance_launch(request):
     usable, allocation = _launch_allocation(request)
     if allocation is None:
         return render(request, "instances/launch.html", {"usable": usable, "allocation": None})
+    regions = allocation_regions(allocation=allocation)
+    region = region_for_request(request, regions)
     try:
-        kwargs = selectors.launch_form_kwargs(user=request.user, allocation=allocation)
+        kwargs = selectors.launch_form_kwargs(user=request.user, allocation=allocation, region=region)
     except (CloudError, NoCloudAccess) as exc:
         messages.error(request, str(exc))
         return render(request, "instances/launch.html", {"usable": usable, "allocation": allocation,
-                                                         "cloud_error": str(exc)})
+                                                         "cloud_error": str(exc), "regions": regions,
+                                                         "region": region})
     options, quota = kwargs["options"], kwargs["quota"]
     form = LaunchForm(request.POST or None, **kwargs)
     if request.method == "POST" and form.is_valid():
@@ -127,6 +141,7 @@ def instance_launch(request):
             return redirect("instances:launch_detail", pk=row.pk)
     return render(request, "instances/launch.html", {
         "usable": usable, "allocation": allocation, "form": form, "flavors": options["flavors"], "quota": quota,
+        "regions": regions, "region": region,
         "quota_rows": quota.pick(QUOTA_PANEL_KEYS) if quota else [],
         "gpu_flavors": any(f.is_gpu for f in options["flavors"])})
 
@@ -137,8 +152,10 @@ def launch_cost(request):
     from .quota import launch_refusals
 
     _, allocation = _launch_allocation(request)
+    region = region_for_request(request, allocation_regions(allocation=allocation)) if allocation else ""
     try:
-        flavors = selectors.flavor_list_for(user=request.user, allocation=allocation) if allocation else []
+        flavors = (selectors.flavor_list_for(user=request.user, allocation=allocation, region=region)
+                   if allocation else [])
     except (CloudError, NoCloudAccess):
         flavors = []
     flavor = next((f for f in flavors if f.id == request.GET.get("flavor")), None)
@@ -147,7 +164,7 @@ def launch_cost(request):
     except ValueError:
         count = 1
     rate = su_per_hour(flavor_name=flavor.name, vcpus=flavor.vcpus) * count if flavor else None
-    quota = selectors.project_quota_for(user=request.user, allocation=allocation) if flavor else None
+    quota = selectors.project_quota_for(user=request.user, allocation=allocation, region=region) if flavor else None
     refusals = launch_refusals(quota=quota, flavor=flavor, count=count)
     return render(request, "instances/launch.html#cost", {"rate": rate, "flavor": flavor, "count": count,
                                                           "quota_refusals": list(refusals.values())})

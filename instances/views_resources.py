@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from allocations.regions import allocation_regions, region_for_request
 from allocations.scopes import NoCloudAccess
 from allocations.selectors import allocation_for_request, allocation_list_for_user, allocation_list_usable_for_user
 from portal.cloud.errors import CloudError
@@ -74,8 +75,10 @@ def volume_create(request):
     if allocation is None:
         messages.error(request, "You are not in an active allocation, so there is nowhere to make a volume.")
         return redirect("instances:volumes")
+    regions = allocation_regions(allocation=allocation)
+    region = region_for_request(request, regions)
     try:
-        kwargs = selectors.volume_form_kwargs(user=request.user, allocation=allocation)
+        kwargs = selectors.volume_form_kwargs(user=request.user, allocation=allocation, region=region)
     except (CloudError, NoCloudAccess) as exc:
         messages.error(request, str(exc))
         return redirect("instances:volumes")
@@ -85,14 +88,16 @@ def volume_create(request):
         d = form.cleaned_data
         try:
             services.volume_create_request(user=request.user, allocation=allocation, name=d["name"],
-                                           size_gb=d["size_gb"], snapshot_id=d["snapshot_id"], image_id=d["image_id"])
+                                           size_gb=d["size_gb"], snapshot_id=d["snapshot_id"], image_id=d["image_id"],
+                                           region=d["region"])
         except NoCloudAccess as exc:
             messages.error(request, str(exc))
             return redirect("instances:volumes")
         messages.info(request, f"Creating volume {d['name']}.")
         return redirect(f"{reverse('instances:volumes')}?project={allocation.pk}")
     return render(request, "instances/volume_create.html", {
-        "form": form, "allocation": allocation, "allocations": usable, "quota": quota,
+        "form": form, "allocation": allocation, "allocations": usable, "quota": quota, "regions": regions,
+        "region": region,
         "quota_rows": quota.pick(("volume_gb", "volumes")) if quota else []})
 
 

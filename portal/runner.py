@@ -99,6 +99,15 @@ def recheck_in(row: StatusRow) -> float:
     return max(settings.PORTAL_RECHECK_MIN, min(settings.PORTAL_RECHECK_MAX, elapsed / 4))
 
 
+def region_queue(region: str, kind: str = "cloud") -> str:
+    """The Celery queue of a region's cloud work (`kind` "cloud") or mirror sync ("sync"): the
+    primary's ("" region) are PORTAL_CLOUD_QUEUE and PORTAL_SYNC_QUEUE, another region's
+    "<kind>.<PORTAL_REGION_QUEUE_PREFIX><region>", so a slow or down region holds up only its own."""
+    if not region:
+        return settings.PORTAL_SYNC_QUEUE if kind == "sync" else settings.PORTAL_CLOUD_QUEUE
+    return f"{kind}.{settings.PORTAL_REGION_QUEUE_PREFIX}{region}"
+
+
 def stale_rows_resume(model, *, stale_seconds: int, limit: int, task_for: Callable) -> int:
     """Hand rows of a long operation whose chain of passes stopped to a new message (`task_for(row)`
     is the task): queued or running, untouched for `stale_seconds` (every pass touches its row; a
@@ -112,7 +121,7 @@ def stale_rows_resume(model, *, stale_seconds: int, limit: int, task_for: Callab
     for row in rows:
         with transaction.atomic():
             model.objects.filter(pk=row.pk).update(updated_at=timezone.now())
-            services.status_row_enqueue(row=row, task=task_for(row), queue=settings.PORTAL_CLOUD_QUEUE)
+            services.status_row_enqueue(row=row, task=task_for(row), queue=region_queue(getattr(row, "region", "")))
     return len(rows)
 
 

@@ -16,7 +16,7 @@ from allocations.scopes import NoCloudAccess, member_scope
 from portal.cloud import compute, network
 from portal.cloud.connection import Scope
 from portal.cloud.errors import CloudError, CloudUnavailable, NotFound, NoValidHost
-from portal.runner import give_up_words, stale_rows_resume
+from portal.runner import give_up_words, region_queue, stale_rows_resume
 from portal.services import (
     status_row_enqueue,
     status_row_fail,
@@ -136,7 +136,7 @@ def resize_preview(*, user, instance: Instance, flavor_id: str) -> ResizePreview
         raise ActionNotAllowed(reason)
     allocation = instance.allocation
     try:
-        scope = member_scope(user=user, allocation=allocation, creating=True)
+        scope = member_scope(user=user, allocation=allocation, creating=True, region=instance.region)
         flavor = compute.flavor_get(scope=scope, flavor_id=flavor_id)
     except NoCloudAccess as exc:
         raise ActionNotAllowed(str(exc)) from None
@@ -166,7 +166,8 @@ def instance_act(*, user, instance: Instance, action: str, params: dict | None =
         raise ActionNotAllowed(reason)
     allocation = instance.allocation
     try:
-        member_scope(user=acting_as or user, allocation=allocation, creating=action in CREATING)
+        member_scope(user=acting_as or user, allocation=allocation, creating=action in CREATING,
+                     region=instance.region)
     except NoCloudAccess as exc:
         raise ActionNotAllowed(str(exc)) from None
     if action == "resize":
@@ -184,8 +185,8 @@ def instance_act(*, user, instance: Instance, action: str, params: dict | None =
             row = CloudAction.objects.create(
                 allocation=allocation, project_id=instance.project_id, target_type=ActionTarget.SERVER,
                 target_id=instance.server_id, target_name=instance.name, action=action, params=params,
-                requested_by=user, acting_as=acting_as)
-            status_row_enqueue(row=row, task=tasks.action_run)
+                requested_by=user, acting_as=acting_as, region=instance.region)
+            status_row_enqueue(row=row, task=tasks.action_run, queue=region_queue(instance.region))
     except IntegrityError:
         raise ActionNotAllowed("Another action on this instance is still running; wait for it to finish.") from None
     return row

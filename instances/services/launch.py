@@ -17,7 +17,7 @@ from allocations.scopes import NoCloudAccess, member_scope
 from portal.cloud import compute, network
 from portal.cloud.connection import Scope
 from portal.cloud.errors import CloudError, CloudUnavailable
-from portal.runner import give_up_words, stale_rows_resume
+from portal.runner import give_up_words, region_queue, stale_rows_resume
 from portal.services import (
     status_row_enqueue,
     status_row_fail,
@@ -60,14 +60,16 @@ class PartlyBuilt(CloudError):
 def instance_launch(*, user, allocation, flavor: compute.Flavor, image_id: str, image_name: str, name: str,
                     count: int = 1, boot_volume_gb: int | None = None, boot_volume_id: str = "", ssh_key=None,
                     security_groups: list[str] | None = None, network_id: str = "", user_data: str = "",
-                    assign_floating_ip: bool = False) -> LaunchRequest:
-    """Check the balance, record the request and enqueue its provisioning on commit.
+                    assign_floating_ip: bool = False, region: str = "") -> LaunchRequest:
+    """Check the balance, record the request and enqueue its provisioning on commit, on the queue of
+    its region ("" the primary; one the allocation is enabled in). The balance is the allocation's
+    one balance, whatever the region.
 
     Raises allocations.charging.InsufficientBalance with a message for the form, or NoCloudAccess
-    if the person may not make servers in the allocation's project now."""
+    if the person may not make servers in the allocation's project (or that region) now."""
     from .. import tasks
 
-    member_scope(user=user, allocation=allocation, creating=True)
+    member_scope(user=user, allocation=allocation, creating=True, region=region)
     if not flavor_allowed(kind=allocation.kind, flavor_name=flavor.name):
         raise ValidationError(f"{flavor.name} is not available to {allocation.get_kind_display()} allocations.")
     preflight_launch(allocation=allocation, flavor_name=flavor.name, vcpus=flavor.vcpus, count=count)
@@ -77,8 +79,9 @@ def instance_launch(*, user, allocation, flavor: compute.Flavor, image_id: str, 
             count=count, flavor_id=flavor.id, flavor_name=flavor.name, image_id=image_id, image_name=image_name,
             boot_volume_gb=boot_volume_gb, boot_volume_id=boot_volume_id, ssh_key=ssh_key,
             security_groups=security_groups or [],
-            network_id=network_id, user_data=user_data, assign_floating_ip=assign_floating_ip, step="queued")
-        status_row_enqueue(row=row, task=tasks.launch_provision, queue=settings.PORTAL_CLOUD_QUEUE)
+            network_id=network_id, user_data=user_data, assign_floating_ip=assign_floating_ip, step="queued",
+            region=region)
+        status_row_enqueue(row=row, task=tasks.launch_provision, queue=region_queue(region))
     return row
 
 
@@ -214,11 +217,12 @@ def _project_setup(row: LaunchRequest, scope: Scope) -> tuple[str, list[str]]:
     make one network and one group; later launches find them and pass at once."""
     if row.network_id and row.security_groups:
         return row.network_id, list(row.security_groups)
-    automatic = f"instances:project-setup:{row.project_id}" if not (row.network_id or row.security_groups) else ""
+    automatic = (f"instances:project-setup:{row.project_id}:{row.region}"
+                 if not (row.network_id or row.security_groups) else "")
     found = cache.get(automatic) if automatic else None
     if found is None:
         with transaction.atomic():
-            _project_setup_lock(row.project_id)
+            _project_setup_lock(f"{row.project_id}:{row.region}" if row.region else row.project_id)
             found = cache.get(automatic) if automatic else None  # made by the launch that held the lock
             if found is None:
                 found = (_network_id(row, scope),
@@ -344,7 +348,7 @@ def launch_provision(*, request_id: int) -> LaunchRequest:
     if row.is_final:
         return row
     try:
-        scope = member_scope(user=row.requested_by, allocation=row.allocation)
+        scope = member_scope(user=row.requested_by, allocation=row.allocation, region=row.region)
     except NoCloudAccess as exc:
         row = status_row_start(row=row, step="creating")
         return status_row_fail(row=row, error=f"Nothing was launched: {exc}")
@@ -378,7 +382,7 @@ def launch_give_up(*, row: LaunchRequest, exc: BaseException, tries: int) -> Lau
         return status_row_fail(row=row, error=f"{subject} running, but {STEP_WORDS[STEP_FLOATING_IP]} failed: "
                                               f"{_sentence(why)}")
     try:
-        scope = member_scope(user=row.requested_by, allocation=row.allocation)
+        scope = member_scope(user=row.requested_by, allocation=row.allocation, region=row.region)
     except NoCloudAccess:
         return status_row_fail(row=row, error=f"{why} {_left_behind(row)}")
     return _fail(row, scope, why)
@@ -528,4 +532,4 @@ def instance_launch_from_form(*, user, allocation, form) -> LaunchRequest:
         image_name=form.chosen_image.name if form.chosen_image else "", name=data["name"], count=data["count"],
         boot_volume_gb=data["root_disk_gb"], boot_volume_id=data["boot_volume"], ssh_key=key,
         security_groups=data["security_groups"], network_id=data["network"], user_data=data["user_data"],
-        assign_floating_ip=data["assign_floating_ip"])
+        assign_floating_ip=data["assign_floating_ip"], region=data.get("region") or "")

@@ -11,6 +11,7 @@ from allocations.scopes import NoCloudAccess, member_scope
 from portal.cloud import block_storage, compute
 from portal.cloud.connection import Scope
 from portal.cloud.errors import CloudError, CloudUnavailable, NotFound
+from portal.runner import region_queue
 from portal.services import status_row_enqueue, status_row_fail, status_row_progress, status_row_start
 
 from ..models import ActionTarget, CloudAction, Instance, Volume
@@ -58,16 +59,17 @@ def volume_action_refusal(*, volume: Volume, action: str) -> str:
 
 
 def volume_create_request(*, user, allocation, name: str, size_gb: int, snapshot_id: str = "",
-                          image_id: str = "") -> CloudAction:
+                          image_id: str = "", region: str = "") -> CloudAction:
+    """Record a new volume in `region` ("" the primary) and enqueue its creation on that region's queue."""
     from .. import tasks
 
-    member_scope(user=user, allocation=allocation, creating=True)
+    member_scope(user=user, allocation=allocation, creating=True, region=region)
     with transaction.atomic():
         row = CloudAction.objects.create(
             allocation=allocation, project_id=allocation.openstack_project_id, target_type=ActionTarget.VOLUME,
-            target_name=name, action="create", requested_by=user,
+            target_name=name, action="create", requested_by=user, region=region,
             params={"size_gb": size_gb, "snapshot_id": snapshot_id, "image_id": image_id})
-        status_row_enqueue(row=row, task=tasks.volume_action_run)
+        status_row_enqueue(row=row, task=tasks.volume_action_run, queue=region_queue(region))
     return row
 
 
@@ -78,7 +80,8 @@ def volume_act(*, user, volume: Volume, action: str, params: dict | None = None)
     if reason := volume_action_refusal(volume=volume, action=action):
         raise ActionNotAllowed(reason)
     try:
-        member_scope(user=user, allocation=volume.allocation, creating=action in ("attach", "extend", "snapshot"))
+        member_scope(user=user, allocation=volume.allocation, creating=action in ("attach", "extend", "snapshot"),
+                     region=volume.region)
     except NoCloudAccess as exc:
         raise ActionNotAllowed(str(exc)) from None
     if action == "extend" and int(params.get("size_gb") or 0) <= volume.size_gb:
@@ -90,8 +93,8 @@ def volume_act(*, user, volume: Volume, action: str, params: dict | None = None)
             row = CloudAction.objects.create(
                 allocation=volume.allocation, project_id=volume.project_id, target_type=ActionTarget.VOLUME,
                 target_id=volume.volume_id, target_name=volume.name or volume.volume_id, action=action,
-                params=params, requested_by=user)
-            status_row_enqueue(row=row, task=tasks.volume_action_run)
+                params=params, requested_by=user, region=volume.region)
+            status_row_enqueue(row=row, task=tasks.volume_action_run, queue=region_queue(volume.region))
     except IntegrityError:
         raise ActionNotAllowed("Another action on this volume is still running; wait for it to finish.") from None
     return row

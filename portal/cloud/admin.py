@@ -156,9 +156,10 @@ def role_assignment_list(*, project_id: str) -> list[RoleAssignment]:
             key=lambda a: (a.user_id, a.role))
 
 
-def project_quotas_set(*, project_id: str, limits: QuotaLimits) -> None:
+def project_quotas_set(*, project_id: str, limits: QuotaLimits, region: str = "") -> None:
+    """The project's compute, volume and public IP quotas in `region` ("": the primary)."""
     with cloud_errors():
-        conn = admin_connection()
+        conn = admin_connection(region=region)
         conn.compute.update_quota_set(project_id, cores=limits.cores, ram=limits.ram_mb,
                                       instances=limits.instances)
         conn.block_storage.update_quota_set(project_id, gigabytes=limits.volume_gb, volumes=limits.volumes,
@@ -166,11 +167,11 @@ def project_quotas_set(*, project_id: str, limits: QuotaLimits) -> None:
         conn.network.update_quota(project_id, floating_ips=limits.floating_ips)
 
 
-def project_instances_quota_set(*, project_id: str, instances: int) -> None:
+def project_instances_quota_set(*, project_id: str, instances: int, region: str = "") -> None:
     """Only the instance count: 0 stops new servers from any client (portal, CLI, Horizon)."""
     with cloud_errors():
         # force: Nova otherwise refuses a limit below what the project already runs.
-        admin_connection().compute.update_quota_set(project_id, instances=instances, force=True)
+        admin_connection(region=region).compute.update_quota_set(project_id, instances=instances, force=True)
 
 
 def flavor_list_all() -> list[tuple[Flavor, bool]]:

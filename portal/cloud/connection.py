@@ -14,6 +14,7 @@ reuse one token until shortly before it expires.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -52,6 +53,9 @@ class Scope:
 
     identity: Identity
     project_id: str
+    # The region the calls go to; "" is the primary: the region of the service cloud in clouds.yaml.
+    # Keystone is shared by every region, so one sign-in (and its token) serves them all.
+    region: str = ""
 
     def __post_init__(self):
         if not self.project_id:
@@ -182,19 +186,34 @@ def _save_token(conn, key: str) -> None:
         cache.set(key, crypto.encrypt(auth.get_auth_state()), ttl)
 
 
+def primary_region() -> str:
+    """The primary region's name: the region of the service cloud in clouds.yaml ("" if it names none)."""
+    return _primary_region(settings.OS_CLIENT_CONFIG_FILE, settings.PORTAL_SERVICE_CLOUD)
+
+
+@functools.lru_cache(maxsize=8)
+def _primary_region(config_file: str, cloud: str) -> str:
+    return _cloud_settings(cloud)["region_name"] or ""
+
+
 def _connection_build(scope: Scope, *, timeout: float) -> openstack.connection.Connection:
-    """A connection for the scope, not signed in yet, with the service cloud's region, interface and
-    endpoint overrides."""
+    """A connection for the scope, not signed in yet, with the service cloud's interface, in the
+    scope's region (the service cloud's own by default). The cloud's endpoint overrides (e.g. a proxy
+    in front of Nova) belong to its own region; in another region the catalog's endpoints are used."""
     cloud = _cloud_settings(settings.PORTAL_SERVICE_CLOUD)
+    overrides = cloud["endpoint_overrides"]
+    if scope.region and scope.region != cloud["region_name"]:
+        overrides = {k: v for k, v in overrides.items() if not k.endswith("_endpoint_override")}
     return openstack.connection.Connection(
-        auth=_auth_for(scope, cloud), auth_type="password", region_name=cloud["region_name"],
-        interface=cloud["interface"], identity_api_version="3", api_timeout=timeout, **cloud["endpoint_overrides"])
+        auth=_auth_for(scope, cloud), auth_type="password", region_name=scope.region or cloud["region_name"],
+        interface=cloud["interface"], identity_api_version="3", api_timeout=timeout, **overrides)
 
 
 def connection_for(scope: Scope, *, timeout: float | None = None) -> openstack.connection.Connection:
     """A connection acting as `scope.identity` inside `scope.project_id`."""
     timeout = timeout or settings.PORTAL_CLOUD_TIMEOUT
-    key = (settings.OS_CLIENT_CONFIG_FILE, scope.identity.key, scope.identity.username, scope.project_id, timeout)
+    key = (settings.OS_CLIENT_CONFIG_FILE, scope.identity.key, scope.identity.username, scope.project_id,
+           scope.region, timeout)
     with _lock:
         conn = _cache.get(key)
         if conn is not None:
@@ -217,15 +236,17 @@ def connection_for(scope: Scope, *, timeout: float | None = None) -> openstack.c
     return conn
 
 
-def admin_connection(*, timeout: float | None = None) -> openstack.connection.Connection:
-    """The cloud admin (OS_CLOUD), in its own admin project. Only portal.cloud.admin may call this."""
+def admin_connection(*, timeout: float | None = None, region: str = "") -> openstack.connection.Connection:
+    """The cloud admin (OS_CLOUD), in its own admin project, in `region` ("": its default region).
+    Only portal.cloud.admin may call this."""
     timeout = timeout or settings.PORTAL_CLOUD_TIMEOUT
-    key = ("admin", settings.OS_CLIENT_CONFIG_FILE, settings.OS_CLOUD, timeout)
+    key = ("admin", settings.OS_CLIENT_CONFIG_FILE, settings.OS_CLOUD, region, timeout)
     with _lock:
         conn = _cache.get(key)
         if conn is None:
-            region = _config().get_one(cloud=settings.OS_CLOUD, api_timeout=timeout)
-            conn = openstack.connection.Connection(config=region)
+            config = _config().get_one(cloud=settings.OS_CLOUD, api_timeout=timeout,
+                                       **({"region_name": region} if region else {}))
+            conn = openstack.connection.Connection(config=config)
             instrument_session(conn.session)
             retry_reads(conn.session)
             _cache[key] = conn

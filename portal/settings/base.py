@@ -217,6 +217,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = env("PORTAL_DEFAULT_QUEUE", default="default")
 PORTAL_CLOUD_QUEUE = env("PORTAL_CLOUD_QUEUE", default="cloud.primary")
 PORTAL_SYNC_QUEUE = env("PORTAL_SYNC_QUEUE", default="sync." + PORTAL_CLOUD_QUEUE.split(".", 1)[-1])
+# A region beside the primary has queues of its own, "cloud.<region>" and "sync.<region>" (with this
+# prefix before the region's name; tests set one), so a slow or down region never blocks another.
+# `make run` runs one worker for the regions' queues it is given in PORTAL_REGION_QUEUES.
+PORTAL_REGION_QUEUE_PREFIX = env("PORTAL_REGION_QUEUE_PREFIX", default="")
 # Celery tries the patterns in this order: the sync's must come before "instances.tasks.*".
 CELERY_TASK_ROUTES = {
     "instances.tasks.sync_*": {"queue": PORTAL_SYNC_QUEUE},
@@ -313,6 +317,7 @@ PORTAL_LAUNCH_DEADLINE = env.int("PORTAL_LAUNCH_DEADLINE", default=600)  # secon
 PORTAL_LAUNCH_STALE_SECONDS = env.int("PORTAL_LAUNCH_STALE_SECONDS", default=120)  # then a launch is re-enqueued
 PORTAL_ACTION_DEADLINE = env.int("PORTAL_ACTION_DEADLINE", default=300)
 PORTAL_INSTANCE_PAGE_SIZE = env.int("PORTAL_INSTANCE_PAGE_SIZE", default=50)  # rows per page of the instance list
+CELERY_BEAT_SCHEDULE["regions-refresh"] = {"task": "allocations.tasks.refresh_regions", "schedule": 600.0}
 CELERY_BEAT_SCHEDULE["instances-sync"] = {"task": "instances.tasks.sync_all_projects",
                                           "schedule": PORTAL_SYNC_INTERVAL}
 CELERY_BEAT_SCHEDULE["instances-resume-stale-launches"] = {"task": "instances.tasks.resume_stale_launches",

@@ -1,12 +1,21 @@
 """The devcloud is a real OpenStack: checked through openstacksdk, as the portal will use it."""
 
 import os
+import socket
 import time
 import uuid
+import warnings
 
+import openstack
+import openstack.config
 import pytest
 
+from tests.integration.conftest import cleanup_project, connect
+
 pytestmark = pytest.mark.integration
+
+REGION2 = "RegionTwo"
+REGION2_NOVA_PORT = 28774  # devcloud/configs.py PORTS2
 
 VGPU_FLAVORS = {
     "g3.small": ("CUSTOM_NVIDIA_A100_8C", "1/5", "8"),
@@ -143,6 +152,96 @@ def test_more_vgpus_than_exist_is_no_valid_host(os_project, devcloud):
         assert "No valid host" in (server.fault or {}).get("message", ""), server.fault
     finally:
         admin.compute.delete_flavor(flavor, ignore_missing=True)
+
+
+def _listening(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def region_two(devcloud):
+    """RegionTwo beside RegionOne (`devcloud/devcloud up --regions 2`: ~20 s from saved state, ~40 s the first
+    time); yields an admin Connection in RegionTwo. If RegionTwo was not running before, it is stopped again
+    afterwards (`up --regions 1`, ~10 s): the rest of the suite gets the cloud as it was, one region by default."""
+    was_running = _listening(REGION2_NOVA_PORT)
+    r = devcloud.run("up", "--regions", "2", timeout=600)
+    if r.returncode != 0:
+        pytest.fail(f"devcloud/devcloud up --regions 2 failed (exit {r.returncode}):\n{r.stdout}\n{r.stderr}",
+                    pytrace=False)
+    yield connect(**{**devcloud.admin_auth, "region": REGION2})
+    if not was_running:
+        r = devcloud.run("up", "--regions", "1", timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.fixture
+def os_project_r2(os_project, region_two):
+    """The os_project member's Connection in RegionTwo (same Keystone token); what it made there is deleted
+    afterwards (os_project's own cleanup looks in RegionOne only)."""
+    conn = openstack.connection.Connection(session=os_project.session, region_name=REGION2, interface="public",
+                                           identity_api_version="3")
+    yield conn
+    problems = cleanup_project(region_two, os_project.current_project_id)
+    if problems:
+        warnings.warn(f"{REGION2}: left behind: {'; '.join(problems)}", stacklevel=1)
+
+
+def test_region_two_is_a_cloud_of_its_own(os_project, os_project_r2, region_two, devcloud):
+    """`up --regions 2`: RegionTwo, in the same Keystone, with its own Nova, Neutron, Cinder, Glance and
+    Placement, seeded like RegionOne; what a project makes there is not seen in RegionOne."""
+    r1, r2, admin2 = os_project, os_project_r2, region_two
+    # Keystone's catalog has both regions: each service its own endpoint in each, Keystone the same one in both
+    types = {s.id: s.type for s in devcloud.conn.identity.services()}
+    urls = {}
+    for e in devcloud.conn.identity.endpoints(interface="public"):
+        urls.setdefault(types[e.service_id], {})[e.region_id] = e.url
+    for service_type in ("compute", "network", "volumev3", "block-storage", "image", "placement"):
+        assert set(urls[service_type]) == {"RegionOne", REGION2}, (service_type, urls[service_type])
+        assert urls[service_type]["RegionOne"] != urls[service_type][REGION2], service_type
+    assert urls["identity"]["RegionOne"] == urls["identity"][REGION2]
+    assert "orchestration" not in urls or set(urls["orchestration"]) == {"RegionOne"}
+    assert r2.compute.get_endpoint().rstrip("/") == urls["compute"][REGION2]
+
+    # clouds.yaml: RegionOne unless a region is named; RegionTwo when it is
+    config = openstack.config.OpenStackConfig(config_files=[str(devcloud.clouds_yaml)], load_envvars=False)
+    assert config.get_one(cloud=devcloud.cloud).region_name == "RegionOne"
+    by_name = openstack.connection.Connection(config=config.get_one(cloud=devcloud.cloud, region_name=REGION2))
+    assert by_name.compute.get_endpoint().rstrip("/") == urls["compute"][REGION2]
+
+    # seeded through its own APIs: the public external network (its own floating-IP range), flavors, images
+    public = r2.network.find_network("public")
+    assert public is not None and public.is_router_external
+    assert public.id != r1.network.find_network("public").id
+    assert [s.cidr for s in admin2.network.subnets(network_id=public.id)] == ["198.51.100.0/24"]
+    flavors = {f.name: f for f in admin2.compute.flavors(is_public=None)}
+    for name, (vcpus, ram_gb) in CPU_FLAVORS.items():
+        assert flavors[name].vcpus == vcpus and flavors[name].ram == ram_gb * 1024, name
+    assert set(VGPU_FLAVORS) <= set(flavors)
+    assert {f.name for f in r2.compute.flavors()} >= {n for n in CPU_FLAVORS if n.startswith("m3.")}
+    assert {"Featured-Ubuntu24", "Featured-Rocky9"} <= {i.name for i in r2.image.images()}
+
+    # a member's server on a network made in RegionTwo goes ACTIVE on RegionTwo's compute host
+    net = r2.network.create_network(name="r2-private")
+    r2.network.create_subnet(network_id=net.id, ip_version=4, cidr="10.30.0.0/24")
+    server = r2.compute.create_server(name="r2-vm", flavor_id=r2.compute.find_flavor("m3.tiny").id,
+                                      image_id=image_id(r2), networks=[{"uuid": net.id}])
+    server = wait_server(r2, server)
+    assert server.status == "ACTIVE", server.fault
+    assert admin2.compute.get_server(server.id).compute_host == "devcloud-r2"
+    volume = r2.block_storage.create_volume(size=1, name="r2-data")
+    assert wait_for(lambda: r2.block_storage.get_volume(volume.id), lambda v: v.status in ("available", "error"),
+                    60, "volume").status == "available"
+
+    # listed in RegionTwo, and not in RegionOne
+    assert server.id in {s.id for s in r2.compute.servers()}
+    assert server.id not in {s.id for s in r1.compute.servers()}
+    assert r1.compute.find_server(server.id) is None
+    assert net.id not in {n.id for n in r1.network.networks()}
+    assert volume.id not in {v.id for v in r1.block_storage.volumes()}
 
 
 @pytest.mark.skipif(os.environ.get("DEVCLOUD_RESTART_TEST") != "1",
