@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -183,3 +184,32 @@ def os_project(devcloud: DevcloudHandle):
         admin.identity.delete_project(project, ignore_missing=True)
         if problems:
             warnings.warn(f"os_project {name}: left behind: {'; '.join(problems)}", stacklevel=1)
+
+
+# RegionTwo (devcloud `up --regions 2`): tests/integration/test_devcloud.py and test_regions.py.
+REGION2 = "RegionTwo"
+REGION2_NOVA_PORT = 28774  # devcloud/configs.py PORTS2
+
+
+def _listening(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def region_two(devcloud):
+    """RegionTwo beside RegionOne (`devcloud/devcloud up --regions 2`: ~20 s from saved state, ~40 s the first
+    time); yields an admin Connection in RegionTwo. If RegionTwo was not running before, it is stopped again
+    afterwards (`up --regions 1`, ~10 s): the rest of the suite gets the cloud as it was, one region by default."""
+    was_running = _listening(REGION2_NOVA_PORT)
+    r = devcloud.run("up", "--regions", "2", timeout=600)
+    if r.returncode != 0:
+        pytest.fail(f"devcloud/devcloud up --regions 2 failed (exit {r.returncode}):\n{r.stdout}\n{r.stderr}",
+                    pytrace=False)
+    yield connect(**{**devcloud.admin_auth, "region": REGION2})
+    if not was_running:
+        r = devcloud.run("up", "--regions", "1", timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr

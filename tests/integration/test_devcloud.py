@@ -1,7 +1,6 @@
 """The devcloud is a real OpenStack: checked through openstacksdk, as the portal will use it."""
 
 import os
-import socket
 import time
 import uuid
 import warnings
@@ -10,12 +9,10 @@ import openstack
 import openstack.config
 import pytest
 
-from tests.integration.conftest import cleanup_project, connect
+from tests.integration.conftest import REGION2, cleanup_project
 
 pytestmark = pytest.mark.integration
 
-REGION2 = "RegionTwo"
-REGION2_NOVA_PORT = 28774  # devcloud/configs.py PORTS2
 
 VGPU_FLAVORS = {
     "g3.small": ("CUSTOM_NVIDIA_A100_8C", "1/5", "8"),
@@ -152,30 +149,6 @@ def test_more_vgpus_than_exist_is_no_valid_host(os_project, devcloud):
         assert "No valid host" in (server.fault or {}).get("message", ""), server.fault
     finally:
         admin.compute.delete_flavor(flavor, ignore_missing=True)
-
-
-def _listening(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def region_two(devcloud):
-    """RegionTwo beside RegionOne (`devcloud/devcloud up --regions 2`: ~20 s from saved state, ~40 s the first
-    time); yields an admin Connection in RegionTwo. If RegionTwo was not running before, it is stopped again
-    afterwards (`up --regions 1`, ~10 s): the rest of the suite gets the cloud as it was, one region by default."""
-    was_running = _listening(REGION2_NOVA_PORT)
-    r = devcloud.run("up", "--regions", "2", timeout=600)
-    if r.returncode != 0:
-        pytest.fail(f"devcloud/devcloud up --regions 2 failed (exit {r.returncode}):\n{r.stdout}\n{r.stderr}",
-                    pytrace=False)
-    yield connect(**{**devcloud.admin_auth, "region": REGION2})
-    if not was_running:
-        r = devcloud.run("up", "--regions", "1", timeout=300)
-        assert r.returncode == 0, r.stdout + r.stderr
 
 
 @pytest.fixture
