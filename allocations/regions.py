@@ -17,6 +17,7 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from portal import services as portal_services
@@ -59,6 +60,9 @@ def regions_refresh() -> list[Cloud]:
     if primary and primary not in names:
         names.insert(0, primary)
     with transaction.atomic():
+        seeded = Cloud.objects.filter(is_primary=True).first()  # the row a migration seeded, without a region
+        if seeded and seeded.region_name != primary and not Cloud.objects.filter(region_name=primary).exists():
+            Cloud.objects.filter(pk=seeded.pk).update(region_name=primary, name=primary or seeded.name)
         for name in names:
             Cloud.objects.get_or_create(region_name=name,
                                         defaults={"name": name, "os_cloud": settings.PORTAL_SERVICE_CLOUD})
@@ -72,9 +76,13 @@ def _region(cloud: Cloud | None, key: str) -> Region:
                   failing_since=cloud.failing_since if cloud else None, last_error=cloud.last_error if cloud else "")
 
 
+def _key(cloud: Cloud) -> str:
+    return "" if cloud.is_primary else region_key(cloud.region_name)
+
+
 def region_list() -> list[Region]:
     """Every region the portal knows, the primary first (the primary even before a refresh)."""
-    clouds = {region_key(c.region_name): c for c in Cloud.objects.all()}
+    clouds = {_key(c): c for c in Cloud.objects.all()}
     keys = [""] + sorted(k for k in clouds if k)
     return [_region(clouds.get(k), k) for k in keys]
 
@@ -88,7 +96,7 @@ def allocation_region_keys(*, allocation: Allocation) -> list[str]:
 def allocation_regions(*, allocation: Allocation) -> list[Region]:
     keys = allocation_region_keys(allocation=allocation)
     names = [region_name(k) for k in keys]
-    clouds = {region_key(c.region_name): c for c in Cloud.objects.filter(region_name__in=names)}
+    clouds = {_key(c): c for c in Cloud.objects.filter(Q(region_name__in=names) | Q(is_primary=True))}
     return [_region(clouds.get(k), k) for k in keys]
 
 
@@ -101,8 +109,7 @@ def allocation_region_check(*, allocation: Allocation, key: str) -> str:
 
 def failing_regions() -> dict[str, Region]:
     """The regions that did not answer the portal at their last sync, by key."""
-    return {region_key(c.region_name): _region(c, region_key(c.region_name))
-            for c in Cloud.objects.filter(failing_since__isnull=False)}
+    return {_key(c): _region(c, _key(c)) for c in Cloud.objects.filter(failing_since__isnull=False)}
 
 
 def region_health_record(*, key: str, error: str = "") -> None:
@@ -110,9 +117,11 @@ def region_health_record(*, key: str, error: str = "") -> None:
     from django.conf import settings
 
     name, now = region_name(key), timezone.now()
-    cloud, _ = Cloud.objects.get_or_create(region_name=name, defaults={
-        "name": name, "os_cloud": settings.PORTAL_SERVICE_CLOUD, "is_primary": not key and not Cloud.objects.filter(
-            is_primary=True).exists()})
+    cloud = (Cloud.objects.filter(is_primary=True) if not key else Cloud.objects.filter(region_name=name)).first()
+    if cloud is None:
+        cloud, _ = Cloud.objects.get_or_create(region_name=name, defaults={
+            "name": name, "os_cloud": settings.PORTAL_SERVICE_CLOUD,
+            "is_primary": not key and not Cloud.objects.filter(is_primary=True).exists()})
     if error:
         Cloud.objects.filter(pk=cloud.pk, failing_since__isnull=True).update(failing_since=now)
         Cloud.objects.filter(pk=cloud.pk).update(last_error=error[:500])

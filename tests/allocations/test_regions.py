@@ -1,0 +1,152 @@
+"""Regions (issue 13) with the cloud faked at our gateway: which regions an allocation may use, the
+meter of one region never taking another's servers for gone, the queues, the list's region column,
+filter and banner. tests/integration/test_regions.py does it against two real regions."""
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.test import RequestFactory
+from django.urls import reverse
+from django.utils import timezone
+
+from allocations import metering
+from allocations.models import AllocationRegion, Cloud, LedgerEntry
+from allocations.regions import (
+    allocation_region_keys,
+    allocation_regions,
+    failing_regions,
+    region_enable,
+    region_for_request,
+    region_health_record,
+)
+from allocations.scopes import NoCloudAccess, member_scope
+from portal.cloud.usage import ServerUsage
+from portal.runner import region_queue
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def primary_is_region_one(monkeypatch):
+    monkeypatch.setattr("allocations.regions.primary_region", lambda: "RegionOne")
+
+
+@pytest.fixture
+def two_regions(allocation):
+    Cloud.objects.all().delete()  # a migration seeds the primary
+    Cloud.objects.create(name="RegionOne", os_cloud="x", region_name="RegionOne", is_primary=True)
+    Cloud.objects.create(name="RegionTwo", os_cloud="x", region_name="RegionTwo")
+    return AllocationRegion.objects.create(allocation=allocation, region_name="RegionTwo", state="ready")
+
+
+def test_an_allocation_has_the_primary_and_only_the_regions_set_up_for_it(allocation, two_regions):
+    assert allocation_region_keys(allocation=allocation) == ["", "RegionTwo"]
+    AllocationRegion.objects.filter(pk=two_regions.pk).update(state="pending")
+    assert allocation_region_keys(allocation=allocation) == [""]
+    assert [r.name for r in allocation_regions(allocation=allocation)] == ["RegionOne"]
+
+
+def test_making_something_in_a_region_the_allocation_is_not_enabled_in_is_refused(allocation, user, two_regions):
+    assert member_scope(user=user, allocation=allocation, creating=True, region="RegionTwo").region == "RegionTwo"
+    with pytest.raises(NoCloudAccess, match="not enabled in the region RegionThree"):
+        member_scope(user=user, allocation=allocation, creating=True, region="RegionThree")
+
+
+def test_a_page_takes_only_a_region_of_the_allocation_from_the_request(allocation, two_regions):
+    regions = allocation_regions(allocation=allocation)
+    factory = RequestFactory()
+    assert region_for_request(factory.get("/?region=RegionTwo"), regions) == "RegionTwo"
+    assert region_for_request(factory.get("/?region=RegionOne"), regions) == ""  # the primary's key
+    assert region_for_request(factory.get("/?region=Elsewhere"), regions) == ""
+
+
+def test_each_region_but_the_primary_has_queues_of_its_own(settings):
+    settings.PORTAL_REGION_QUEUE_PREFIX = ""
+    assert region_queue("") == settings.PORTAL_CLOUD_QUEUE and region_queue("", "sync") == settings.PORTAL_SYNC_QUEUE
+    assert (region_queue("RegionTwo"), region_queue("RegionTwo", "sync")) == ("cloud.RegionTwo", "sync.RegionTwo")
+
+
+def test_enabling_the_primary_or_an_unknown_region_is_refused(allocation, two_regions):
+    from django.core.exceptions import ValidationError
+
+    for name in ("RegionOne", "Nowhere"):
+        row = AllocationRegion(allocation=allocation, region_name=name)
+        with pytest.raises(ValidationError):
+            region_enable(row=row)
+
+
+def test_a_region_that_does_not_answer_is_flagged_until_it_does_again(two_regions):
+    region_health_record(key="RegionTwo", error="Compute unavailable")
+    first = failing_regions()["RegionTwo"].failing_since
+    region_health_record(key="RegionTwo", error="Compute unavailable")
+    assert failing_regions()["RegionTwo"].failing_since == first  # since the first failure
+    assert "" not in failing_regions()
+    region_health_record(key="RegionTwo")
+    assert failing_regions() == {}
+
+
+def test_the_meter_of_one_region_does_not_take_anothers_servers_for_gone(allocation, two_regions, monkeypatch,
+                                                                         time_machine):
+    listed = {"": [], "RegionTwo": []}
+    monkeypatch.setattr("portal.cloud.usage.server_usage_list", lambda *, scope: list(listed[scope.region]))
+    monkeypatch.setattr("portal.cloud.usage.server_action_list", lambda **kw: [])
+
+    def server(sid):
+        return ServerUsage(id=sid, name=sid, status="ACTIVE", flavor_name="m3.quad", vcpus=4, created_at=T0,
+                           user_id="", updated_at=T0)
+    listed[""].append(server("east"))
+    listed["RegionTwo"].append(server("west"))
+    for hours in (1, 2):
+        when = T0 + timedelta(hours=hours)
+        time_machine.move_to(when, tick=False)
+        for region in ("", "RegionTwo"):
+            metering.allocation_meter(allocation=allocation, now=when, region=region)
+    usage = {}
+    for entry in LedgerEntry.objects.filter(allocation=allocation, kind="usage"):
+        usage[entry.resource_id] = usage.get(entry.resource_id, Decimal(0)) - entry.sus
+    assert usage == {"east": Decimal(8), "west": Decimal(8)}  # 2 hours of an m3.quad each, no more, no less
+    assert allocation.balance() == Decimal(10000 - 16)  # one balance
+
+
+def test_the_list_shows_the_region_of_each_row_filters_by_it_and_flags_a_region_that_does_not_answer(
+        user_client, allocation, two_regions):
+    from django.core.cache import cache
+
+    from instances.models import Instance
+
+    for name, region in (("east", ""), ("west", "RegionTwo")):
+        Instance.objects.create(allocation=allocation, project_id=allocation.openstack_project_id, region=region,
+                                server_id=f"srv-{name}", name=name, status="ACTIVE", flavor_name="m3.quad",
+                                cloud_created_at=timezone.now())
+    cache.delete("instances:regions")
+    body = user_client.get(reverse("instances:list")).content.decode()
+    assert 'data-testid="region-filter"' in body
+    assert body.count('data-testid="region">RegionOne') == 1 and body.count('data-testid="region">RegionTwo') == 1
+    only = user_client.get(reverse("instances:list") + "?region=RegionTwo").content.decode()
+    assert "srv-west" in only and "srv-east" not in only
+    primary = user_client.get(reverse("instances:list") + "?region=RegionOne").content.decode()
+    assert "srv-east" in primary and "srv-west" not in primary
+
+    region_health_record(key="RegionTwo", error="Compute unavailable")
+    cache.delete("instances:regions")
+    body = user_client.get(reverse("instances:list")).content.decode()
+    assert "The region RegionTwo has not answered" in body
+    assert body.count('data-testid="region-stale"') == 1
+
+
+def test_the_refresh_adopts_the_seeded_primary_and_adds_the_catalogs_regions(monkeypatch):
+    from allocations.regions import region_list, regions_refresh
+    from portal.cloud import identity
+
+    assert Cloud.objects.filter(is_primary=True, region_name="").exists()  # as the migration seeded it
+    catalog = [identity.CatalogService(type="compute", name="nova", region=r, url=f"http://{r}") for r in
+               ("RegionOne", "RegionTwo")] + [identity.CatalogService(type="identity", name="k", region="RegionThree",
+                                                                     url="http://k")]
+    monkeypatch.setattr(identity, "catalog_list", lambda **kw: catalog)
+    regions_refresh()
+    assert sorted(Cloud.objects.values_list("region_name", "is_primary")) == [("RegionOne", True),
+                                                                              ("RegionTwo", False)]
+    assert [(r.key, r.name) for r in region_list()] == [("", "RegionOne"), ("RegionTwo", "RegionTwo")]
+    region_health_record(key="", error="Compute unavailable")
+    assert list(failing_regions()) == [""]
