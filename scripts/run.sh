@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 export PORTAL_CLOUD_QUEUE=${PORTAL_CLOUD_QUEUE:-cloud.primary}
 export PORTAL_SYNC_QUEUE=${PORTAL_SYNC_QUEUE:-sync.${PORTAL_CLOUD_QUEUE#*.}}  # as portal/settings/base.py derives it
 export PORTAL_DEFAULT_QUEUE=${PORTAL_DEFAULT_QUEUE:-default}
+# The queues of the regions beside the primary (from Keystone's catalog), for the "regions" worker;
+# none: it waits on an idle queue.
+if [ -z "${PORTAL_REGION_QUEUES:-}" ]; then
+  PORTAL_REGION_QUEUES=$(.venv/bin/python manage.py regions --refresh --queues 2>/dev/null || true)
+fi
+export PORTAL_REGION_QUEUES=${PORTAL_REGION_QUEUES:-regions.idle}
 export PORTAL_BIND=${PORTAL_BIND:-127.0.0.1:8000}
 export PORTAL_RUN_DIR=${PORTAL_RUN_DIR:-var/run}
 export PYTHONUNBUFFERED=1  # lines reach honcho as they are written
@@ -15,7 +21,7 @@ export PYTHONUNBUFFERED=1  # lines reach honcho as they are written
 export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-$PORTAL_RUN_DIR/prometheus}
 rm -rf "$PROMETHEUS_MULTIPROC_DIR"
 mkdir -p var/log "$PORTAL_RUN_DIR" "$PROMETHEUS_MULTIPROC_DIR"
-echo "Serving the portal on http://$PORTAL_BIND, with Celery workers for $PORTAL_CLOUD_QUEUE, $PORTAL_SYNC_QUEUE" \
-     "and $PORTAL_DEFAULT_QUEUE, and beat (Ctrl-C to stop)."
+echo "Serving the portal on http://$PORTAL_BIND, with Celery workers for $PORTAL_CLOUD_QUEUE, $PORTAL_SYNC_QUEUE," \
+     "$PORTAL_DEFAULT_QUEUE and the regions' $PORTAL_REGION_QUEUES, and beat (Ctrl-C to stop)."
 # The environment as given (settings read .env themselves, without overriding it): no .env for honcho.
 exec .venv/bin/honcho --env /dev/null --procfile Procfile start
