@@ -209,3 +209,16 @@ class AllocationQuery(serializers.Serializer):
 class OptionalAllocationQuery(serializers.Serializer):
     allocation = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
                                           help_text="Only this allocation's")
+
+
+def region_of(allocation, name: str) -> str:
+    """The region an API call asked for, by key ("" the primary): one the allocation is enabled in,
+    else a 400 naming the field."""
+    from rest_framework.exceptions import ValidationError as ApiValidationError
+
+    from allocations.regions import allocation_region_keys, region_key
+
+    key = region_key(name)
+    if key not in allocation_region_keys(allocation=allocation):
+        raise ApiValidationError({"region": [f"The allocation is not enabled in the region {name}."]})
+    return key

@@ -104,7 +104,8 @@ class InstanceSerializer(serializers.ModelSerializer):
         model = Instance
         fields = ["id", "server_id", "name", "allocation", "status", "task_state", "is_settled", "flavor_name",
                   "vcpus", "ram_mb", "disk_gb", "gpu_share", "image_id", "image_name", "fixed_ips", "floating_ips",
-                  "key_name", "security_groups", "volume_ids", "is_locked", "fault", "creator", "cloud_created_at"]
+                  "key_name", "security_groups", "volume_ids", "is_locked", "fault", "creator", "cloud_created_at",
+                  "region"]
 
 
 class InstanceQuerySerializer(serializers.Serializer):
@@ -120,6 +121,8 @@ class LaunchInputSerializer(serializers.Serializer):
     """Checked again by the launch page's own form (flavors, images, keys, quota, boot script)."""
 
     allocation = serializers.IntegerField(**ID)
+    region = serializers.CharField(required=False, allow_blank=True, default="", max_length=64,
+                                   help_text="A region the allocation is enabled in; empty: the primary")
     name = serializers.CharField(max_length=50, help_text="Letters, digits and hyphens, starting with a letter")
     flavor = serializers.CharField(max_length=64, help_text="A flavor id from /flavors/")
     image = serializers.CharField(required=False, allow_blank=True, default="", max_length=64,
@@ -185,6 +188,8 @@ class VolumeSerializer(serializers.ModelSerializer):
 
 class VolumeInputSerializer(serializers.Serializer):
     allocation = serializers.IntegerField(**ID)
+    region = serializers.CharField(required=False, allow_blank=True, default="", max_length=64,
+                                   help_text="A region the allocation is enabled in; empty: the primary")
     name = serializers.CharField(max_length=100)
     size_gb = serializers.IntegerField(min_value=1, max_value=10000)
     snapshot_id = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)

@@ -417,8 +417,9 @@ def instance_login_user(*, user, instance) -> str:
 
 
 def volumes_attachable_to(*, user, instance) -> list[Volume]:
-    """The project's volumes that can be attached to the instance now (available ones)."""
-    return list(volume_list_for_user(user=user, allocation=instance.allocation).filter(status="available"))
+    """The project's volumes that can be attached to the instance now (available ones, in its region)."""
+    return list(volume_list_for_user(user=user, allocation=instance.allocation).filter(status="available",
+                                                                                       region=instance.region))
 
 
 # --- What the launch and volume forms are built from (the page and the API share these) ----------

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from allocations.regions import allocation_regions, region_for_request
+from allocations.regions import allocation_regions, region_for_request, region_name
 from allocations.scopes import NoCloudAccess
 from allocations.selectors import allocation_for_request, allocation_list_for_user, allocation_list_usable_for_user
 from portal.cloud.errors import CloudError
@@ -42,6 +42,7 @@ def volume_list(request):
     allocation = allocation_for_request(request)
     volumes = list(selectors.volume_list_for_user(user=request.user, allocation=allocation))
     instances = list(selectors.instance_list_for_user(user=request.user, allocation=allocation))
+    regions = selectors.regions_for_pages()
     by_server = {i.server_id: i for i in instances}
     actions = selectors.volume_actions_for_page(user=request.user, allocation=allocation,
                                                 volume_ids=[v.volume_id for v in volumes])
@@ -49,7 +50,10 @@ def volume_list(request):
         v.attached = [{"instance": by_server.get(a["server_id"]),
                        **volume_services.volume_mount_hint(volume=v, device=a.get("device", ""))}
                       for a in v.attachments]
-        v.attach_targets = [i for i in instances if i.allocation_id == v.allocation_id and i.status in ATTACHABLE]
+        # a volume attaches only to a server of its own project and region
+        v.attach_targets = [i for i in instances if i.allocation_id == v.allocation_id and i.region == v.region
+                            and i.status in ATTACHABLE]
+        v.region_name, v.region_down = region_name(v.region), regions["down"].get(v.region)
         last = actions["latest"].get(v.volume_id)
         v.failure = last if last and last.state == "failed" and not last.dismissed_at else None
         v.pending = last if last and not last.is_final else None  # the page polls until it ends
@@ -61,6 +65,7 @@ def volume_list(request):
         a.doing = volume_services.DOING.get(a.action, a.action)
     return render(request, partial_template(request, "instances/volumes.html", "rows"), {
         "volumes": volumes, "allocation": allocation, "creating": creating, "failed": failed,
+        "show_regions": len(regions["regions"]) > 1,
         "in_flux": bool(creating) or any(not v.is_settled or v.pending for v in volumes),
         "allocations": allocation_list_usable_for_user(user=request.user),
         "projects": allocation_list_for_user(user=request.user).exclude(openstack_project_id=""),

@@ -19,6 +19,7 @@ from ..common import (
     limit_to_token,
     query,
     reachable,
+    region_of,
     with_etag,
 )
 from ..schema import IF_NONE_MATCH, problems
@@ -68,9 +69,10 @@ class InstanceList(ApiView):
         data.is_valid(raise_exception=True)
         d = data.validated_data
         allocation = allocation_for(request, d["allocation"])
+        region = region_of(allocation, d["region"])
         # The page's own form, with the same choices and quota: a rule lives once.
         form = LaunchForm({**d, "ssh_key": str(d["ssh_key"] or ""), "root_disk_gb": d["root_disk_gb"] or ""},
-                          **selectors.launch_form_kwargs(user=request.user, allocation=allocation))
+                          **selectors.launch_form_kwargs(user=request.user, allocation=allocation, region=region))
         form_or_400(form)
         row = services.instance_launch_from_form(user=request.user, allocation=allocation, form=form)
         return accepted(LaunchSerializer(row).data, reverse("api:launch-detail", args=[row.pk]))

@@ -22,6 +22,7 @@ from ..common import (
     limit_to_token,
     query,
     reachable,
+    region_of,
     with_etag,
 )
 from ..schema import IF_NONE_MATCH, problems
@@ -72,11 +73,12 @@ class VolumeList(ApiView):
     def post(self, request):
         d = _valid(VolumeInputSerializer, request)
         allocation = allocation_for(request, d["allocation"])
+        region = region_of(allocation, d["region"])
         cleaned = form_or_400(VolumeCreateForm(d, **selectors.volume_form_kwargs(user=request.user,
-                                                                                 allocation=allocation)))
+                                                                                 allocation=allocation, region=region)))
         row = services.volume_create_request(user=request.user, allocation=allocation, name=cleaned["name"],
                                              size_gb=cleaned["size_gb"], snapshot_id=cleaned["snapshot_id"],
-                                             image_id=cleaned["image_id"])
+                                             image_id=cleaned["image_id"], region=region)
         return accepted(ActionSerializer(row).data, reverse("api:action-detail", args=[row.pk]))
 
 

@@ -122,3 +122,17 @@ def test_the_schema_is_openapi_3_1_with_clean_operation_ids(client):
     assert schema["openapi"].startswith("3.1")
     ids = {op["operationId"] for path in schema["paths"].values() for op in path.values() if "operationId" in op}
     assert {"instances_launch", "instances_act", "launches_retrieve", "volumes_create", "allocations_list"} <= ids
+
+
+def test_a_launch_in_a_region_the_allocation_is_not_enabled_in_is_400_and_one_it_is_goes_to_that_region(
+        api, cloud, allocation, monkeypatch, django_capture_on_commit_callbacks):
+    from allocations.models import AllocationRegion
+
+    monkeypatch.setattr("allocations.regions.primary_region", lambda: "RegionOne")
+    refused = api.post("/api/v1/instances/", launch_body(allocation, region="RegionTwo"), format="json")
+    assert refused.status_code == 400 and "region" in refused.json()["errors"]
+    AllocationRegion.objects.create(allocation=allocation, region_name="RegionTwo", state="ready")
+    with django_capture_on_commit_callbacks():
+        made = api.post("/api/v1/instances/", launch_body(allocation, region="RegionTwo"), format="json")
+    assert made.status_code == 202
+    assert LaunchRequest.objects.get(pk=made.json()["id"]).region == "RegionTwo"
