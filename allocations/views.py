@@ -51,6 +51,7 @@ def allocation_detail(request, pk: int, member_form: MemberAddForm | None = None
         "allocation": allocation, "summary": summary, "chart": chart, "ledger": ledger,
         "members": selectors.allocation_member_usage(allocation=allocation),
         "can_manage": membership is not None and membership.can_manage, "member_form": member_form or MemberAddForm(),
+        "regions": allocation.regions.order_by("region_name"),
     }
     ledger_only = request.GET.get("page") and is_partial(request)  # the ledger's pager swaps only the ledger
     return render(request, "allocations/detail.html#ledger" if ledger_only else "allocations/detail.html", context)
