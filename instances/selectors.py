@@ -87,7 +87,7 @@ def allocations_launching(*, user, allocation=None) -> set[int]:
     qs = LaunchRequest.objects.filter(allocation__memberships__user=user, state__in=["queued", "running"])
     if allocation is not None:
         qs = qs.filter(allocation=allocation)
-    return set(qs.values_list("allocation_id", flat=True).distinct())
+    return set(qs.order_by().values_list("allocation_id", flat=True).distinct())
 
 
 def regions_for_pages() -> dict:
