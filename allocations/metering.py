@@ -81,24 +81,25 @@ class _Known:
     user: object = None  # who a gone server's usage was charged to before, when its maker is not known
 
 
-def allocations_meter(*, now: datetime) -> int:
-    """Meter every allocation whose project may hold servers, in each region it is enabled in;
-    returns how many (allocation, region) pairs were metered. A region that did not answer its last
-    sync waits for the next run (the cursors keep every interval, so nothing is lost)."""
+def allocations_meter(*, now: datetime, region: str | None = None) -> int:
+    """Meter every allocation whose project may hold servers, in each region it is enabled in (or
+    only in `region`, "" the primary: each region's run is a task on its own queue); returns how
+    many (allocation, region) pairs were metered. A region that did not answer its last sync waits
+    for the next run (the cursors keep every interval, so nothing is lost)."""
     from .regions import allocation_region_keys, failing_regions
 
     rates = charging.family_rates_all()
     down = failing_regions()
     metered = 0
     for allocation in Allocation.objects.filter(status__in=METERED_STATUSES).exclude(openstack_project_id=""):
-        for region in allocation_region_keys(allocation=allocation):
-            if region and region in down:
+        for key in allocation_region_keys(allocation=allocation):
+            if (region is not None and key != region) or (key and key in down):
                 continue
             try:
-                allocation_meter(allocation=allocation, now=now, family_rates=rates, region=region)
+                allocation_meter(allocation=allocation, now=now, family_rates=rates, region=key)
                 metered += 1
             except CloudError as exc:  # one unreachable project or region must not stop the others
-                log.warning("metering allocation %s in %r failed: %s", allocation.pk, region, exc)
+                log.warning("metering allocation %s in %r failed: %s", allocation.pk, key, exc)
     return metered
 
 

@@ -150,3 +150,17 @@ def test_the_refresh_adopts_the_seeded_primary_and_adds_the_catalogs_regions(mon
     assert [(r.key, r.name) for r in region_list()] == [("", "RegionOne"), ("RegionTwo", "RegionTwo")]
     region_health_record(key="", error="Compute unavailable")
     assert list(failing_regions()) == [""]
+
+
+def test_the_beat_meters_the_primary_and_sends_each_other_region_to_its_own_queue(allocation, two_regions,
+                                                                                   monkeypatch, settings):
+    from allocations import tasks
+
+    settings.PORTAL_REGION_QUEUE_PREFIX = ""
+    sent, metered = [], []
+    monkeypatch.setattr(tasks.meter_region, "apply_async", lambda args, queue: sent.append((args, queue)))
+    monkeypatch.setattr(metering, "allocation_meter", lambda **kw: metered.append(kw["region"]))
+    tasks.meter_allocations()
+    assert sent == [(("RegionTwo",), "cloud.RegionTwo")] and metered == [""]
+    tasks.meter_region("RegionTwo")
+    assert metered == ["", "RegionTwo"]
