@@ -73,7 +73,17 @@ def clouds_yaml(*, credential: ApplicationCredential, secret: str) -> str:
     }
     if endpoint.region_name:
         cloud["region_name"] = endpoint.region_name
+        if others := _other_regions(credential):  # `openstack --os-region-name <region>` reaches them
+            cloud["regions"] = [endpoint.region_name, *others]
     return yaml.safe_dump({"clouds": {_cloud_name(credential): cloud}}, sort_keys=False)
+
+
+def _other_regions(credential: ApplicationCredential) -> list[str]:
+    """The regions beside the primary the credential's allocation is enabled in (Keystone is shared:
+    the credential works in each)."""
+    from .regions import allocation_region_keys
+
+    return [key for key in allocation_region_keys(allocation=credential.allocation) if key]
 
 
 def openrc(*, credential: ApplicationCredential, secret: str) -> str:
@@ -95,6 +105,8 @@ def openrc(*, credential: ApplicationCredential, secret: str) -> str:
         f"# Application credential {single_line(credential.name)} for {single_line(credential.allocation.title)}.",
         "# Use with: source openrc.sh && openstack server list",
         *(f"export {name}={shlex.quote(value)}" for name, value in variables.items()),
+        *(f"# In {single_line(region)} too: openstack --os-region-name {shlex.quote(region)} server list"
+          for region in _other_regions(credential)),
     ]
     return "\n".join(lines) + "\n"
 

@@ -99,10 +99,13 @@ def regions_for_pages() -> dict:
                                                    "down": {r.key: r for r in listed if r.failing_since}})
 
 
-def volume_list_for_user(*, user, allocation=None) -> QuerySet[Volume]:
+def volume_list_for_user(*, user, allocation=None, region: str | None = None) -> QuerySet[Volume]:
+    """Live volumes in the user's projects (or one allocation's; one region's by key, "" the primary)."""
     qs = Volume.objects.filter(deleted_at__isnull=True, allocation__memberships__user=user)
     if allocation is not None:
         qs = qs.filter(allocation=allocation)
+    if region is not None:
+        qs = qs.filter(region=region)
     return qs.select_related("allocation").order_by("name", "volume_id")
 
 

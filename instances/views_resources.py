@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from allocations.regions import allocation_regions, region_for_request, region_name
+from allocations.regions import allocation_regions, region_for_request, region_key, region_name
 from allocations.scopes import NoCloudAccess
 from allocations.selectors import allocation_for_request, allocation_list_for_user, allocation_list_usable_for_user
 from portal.cloud.errors import CloudError
@@ -40,7 +40,9 @@ ATTACHABLE = frozenset({"ACTIVE", "SHUTOFF"})
 def volume_list(request):
     """The mirror's volumes, plus creates still running and failed actions, each with its reason."""
     allocation = allocation_for_request(request)
-    volumes = list(selectors.volume_list_for_user(user=request.user, allocation=allocation))
+    region_filter = request.GET.get("region", "")
+    volumes = list(selectors.volume_list_for_user(user=request.user, allocation=allocation,
+                                                  region=region_key(region_filter) if region_filter else None))
     instances = list(selectors.instance_list_for_user(user=request.user, allocation=allocation))
     regions = selectors.regions_for_pages()
     by_server = {i.server_id: i for i in instances}
@@ -65,7 +67,7 @@ def volume_list(request):
         a.doing = volume_services.DOING.get(a.action, a.action)
     return render(request, partial_template(request, "instances/volumes.html", "rows"), {
         "volumes": volumes, "allocation": allocation, "creating": creating, "failed": failed,
-        "show_regions": len(regions["regions"]) > 1,
+        "show_regions": len(regions["regions"]) > 1, "regions": regions["regions"], "region_filter": region_filter,
         "in_flux": bool(creating) or any(not v.is_settled or v.pending for v in volumes),
         "allocations": allocation_list_usable_for_user(user=request.user),
         "projects": allocation_list_for_user(user=request.user).exclude(openstack_project_id=""),

@@ -258,3 +258,17 @@ def test_main_tf_asks_for_the_flavor_and_image_when_the_cloud_does_not_answer(us
     monkeypatch.setattr("portal.cloud.compute.flavor_list", down)
     variables = blocks(hcl2.loads(download_main_tf(user_client, allocation)), "variable")
     assert "default" not in variables["flavor_name"] and "default" not in variables["image_name"]
+
+
+def test_the_downloads_name_the_other_regions_the_allocation_is_enabled_in(user_client, allocation, cloud,
+                                                                            monkeypatch):
+    from allocations.models import AllocationRegion
+
+    monkeypatch.setattr("allocations.regions.primary_region", lambda: "RegionOne")
+    AllocationRegion.objects.create(allocation=allocation, region_name="RegionTwo", state="ready")
+    urls = links(create(user_client, allocation).content.decode())
+    entry = yaml.safe_load(user_client.get(urls["clouds.yaml"]).content)["clouds"][allocation.openstack_project_name]
+    assert entry["region_name"] == "RegionOne" and entry["regions"] == ["RegionOne", "RegionTwo"]
+    openrc = user_client.get(urls["openrc.sh"]).content.decode()
+    assert "export OS_REGION_NAME=RegionOne" in openrc
+    assert "# In RegionTwo too: openstack --os-region-name RegionTwo server list" in openrc

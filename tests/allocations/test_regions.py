@@ -164,3 +164,18 @@ def test_the_beat_meters_the_primary_and_sends_each_other_region_to_its_own_queu
     assert sent == [(("RegionTwo",), "cloud.RegionTwo")] and metered == [""]
     tasks.meter_region("RegionTwo")
     assert metered == ["", "RegionTwo"]
+
+
+def test_the_volumes_page_shows_and_filters_by_region(user_client, allocation, two_regions):
+    from django.core.cache import cache
+
+    from instances.models import Volume
+
+    for name, region in (("data-east", ""), ("data-west", "RegionTwo")):
+        Volume.objects.create(allocation=allocation, project_id=allocation.openstack_project_id, region=region,
+                              volume_id=f"vol-{name}", name=name, size_gb=10, status="available")
+    cache.delete("instances:regions")
+    body = user_client.get(reverse("instances:volumes")).content.decode()
+    assert 'data-testid="region-filter"' in body and "data-east" in body and "data-west" in body
+    only = user_client.get(reverse("instances:volumes") + "?region=RegionTwo").content.decode()
+    assert "data-west" in only and "data-east" not in only
