@@ -35,8 +35,6 @@ class Region:
     name: str  # as shown: the region's name ("RegionOne" for the primary too)
     is_primary: bool
     failing_since: datetime | None = None
-    last_error: str = ""
-
 
 
 def region_key(name: str) -> str:
@@ -73,7 +71,7 @@ def regions_refresh() -> list[Cloud]:
 
 def _region(cloud: Cloud | None, key: str) -> Region:
     return Region(key=key, name=region_name(key), is_primary=not key,
-                  failing_since=cloud.failing_since if cloud else None, last_error=cloud.last_error if cloud else "")
+                  failing_since=cloud.failing_since if cloud else None)
 
 
 def _key(cloud: Cloud) -> str:
@@ -98,13 +96,6 @@ def allocation_regions(*, allocation: Allocation) -> list[Region]:
     names = [region_name(k) for k in keys]
     clouds = {_key(c): c for c in Cloud.objects.filter(Q(region_name__in=names) | Q(is_primary=True))}
     return [_region(clouds.get(k), k) for k in keys]
-
-
-def allocation_region_check(*, allocation: Allocation, key: str) -> str:
-    """`key` if the allocation may use that region, else ValidationError in words for the form."""
-    if key not in allocation_region_keys(allocation=allocation):
-        raise ValidationError(f"The allocation “{allocation.title}” is not enabled in the region {region_name(key)}.")
-    return key
 
 
 def failing_regions() -> dict[str, Region]:
