@@ -227,7 +227,8 @@ ATTACHABLE_STATUSES = frozenset({"ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "SH
 
 def _resize_flavors(request, instance) -> list:
     try:
-        return [f for f in selectors.flavor_list_for(user=request.user, allocation=instance.allocation)
+        return [f for f in selectors.flavor_list_for(user=request.user, allocation=instance.allocation,
+                                                     region=instance.region)
                 if f.name != instance.flavor_name]
     except (CloudError, NoCloudAccess):
         return []

@@ -123,7 +123,8 @@ def volume_act(request, pk: int, action: str):
         form = VolumeExtendForm(request.POST)
         params["size_gb"] = form.cleaned_data["size_gb"] if form.is_valid() else 0
     elif action == "attach":
-        instances = selectors.instance_list_for_user(user=request.user, allocation=volume.allocation)
+        instances = selectors.instance_list_for_user(user=request.user, allocation=volume.allocation,
+                                                     region=volume.region)
         form = VolumeAttachForm(request.POST, instances=instances)
         if not form.is_valid():
             messages.error(request, f"Volume {volume}: " + " ".join(form.errors.get("server_id", [])))

@@ -106,7 +106,8 @@ class VolumeActions(ApiView):
         params = {}
         if d["action"] == "attach":
             # The page's own form: only a live instance of the volume's project can take it.
-            instances = selectors.instance_list_for_user(user=request.user, allocation=volume.allocation)
+            instances = selectors.instance_list_for_user(user=request.user, allocation=volume.allocation,
+                                                         region=volume.region)
             params["server_id"] = form_or_400(VolumeAttachForm(d, instances=instances))["server_id"]
         elif d["action"] == "extend":
             params["size_gb"] = d["size_gb"]

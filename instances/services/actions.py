@@ -449,8 +449,8 @@ def _release_floating_ips(row: CloudAction, scope: Scope) -> None:
 
 def action_scope(row: CloudAction) -> Scope:
     """The identity an action runs as: the person who asked for it (or the member they act
-    through: a class's owner for a student's seat), in the action's project."""
-    return member_scope(user=row.acting_as or row.requested_by, allocation=row.allocation)
+    through: a class's owner for a student's seat), in the action's project and region."""
+    return member_scope(user=row.acting_as or row.requested_by, allocation=row.allocation, region=row.region)
 
 
 def cloud_action_error(*, row: CloudAction, exc: CloudError) -> str:

@@ -179,3 +179,12 @@ def test_the_volumes_page_shows_and_filters_by_region(user_client, allocation, t
     assert 'data-testid="region-filter"' in body and "data-east" in body and "data-west" in body
     only = user_client.get(reverse("instances:volumes") + "?region=RegionTwo").content.decode()
     assert "data-west" in only and "data-east" not in only
+
+
+def test_an_action_on_a_server_or_volume_runs_in_its_own_region(allocation, user, two_regions):
+    from instances.models import CloudAction
+    from instances.services.actions import action_scope
+
+    row = CloudAction.objects.create(allocation=allocation, project_id=allocation.openstack_project_id,
+                                     target_id="srv-west", action="stop", requested_by=user, region="RegionTwo")
+    assert action_scope(row).region == "RegionTwo"

@@ -26,14 +26,14 @@ from django.utils import timezone
 from allocations.metering import allocations_meter
 from allocations.models import AllocationRegion, Cloud, LedgerEntry, LedgerKind
 from allocations.regions import region_enable, regions_refresh
-from instances.models import Instance, LaunchRequest
+from instances.models import CloudAction, Instance, LaunchRequest, Volume
 from instances.services import project_sync
 from instances.tasks import sync_project
 from portal.cloud.errors import CloudError
 from tests.cloud_sdk import connection_get
 from tests.fixtures.celery_worker import wait_for
 from tests.fixtures.cloud_worker import worker_start, worker_stop
-from tests.instances.integration_support import provision_directly, remove_directly, wait_final
+from tests.instances.integration_support import act, provision_directly, remove_directly, wait_final
 from tests.integration.conftest import REGION2, REGION2_NOVA_PORT, _listening, cleanup_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -152,6 +152,21 @@ def test_one_allocation_runs_servers_in_two_regions_on_one_balance(client, two_r
     # an m3.tiny is 1 SU an hour: each charged from its creation (a minute or less ago) to an hour from now
     assert all(Decimal("-1.05") < sus <= Decimal(-1) for sus in by_server.values()), by_server
     assert allocation.balance() == balance_before + sum(by_server.values())
+
+    # an action on RegionTwo's server, and a new volume there, go to RegionTwo, as the PI
+    stopped = act(client, west, "stop", timeout=120)
+    assert stopped.state == "succeeded", stopped.error
+    wait_for(lambda: region_two.compute.get_server(west.server_id).status == "SHUTOFF", timeout=60,
+             message="west to be SHUTOFF in RegionTwo")
+    assert connection_get().compute.get_server(servers["east"]).status == "ACTIVE"
+    created = client.post(f"{reverse('instances:volume_create')}?project={allocation.pk}&region={REGION2}",
+                          {"project": allocation.pk, "region": REGION2, "name": "west-data", "size_gb": 1})
+    assert created.status_code == 302, text(created)[-2000:]
+    made = wait_final(CloudAction.objects.filter(target_type="volume", action="create").latest("pk"), 120)
+    assert made.state == "succeeded", made.error
+    assert [v.name for v in region_two.block_storage.volumes(all_projects=True, project_id=pid)] == ["west-data"]
+    assert not list(connection_get().block_storage.volumes(all_projects=True, project_id=pid))
+    assert Volume.objects.get(name="west-data").region == REGION2
 
     # RegionTwo's Nova stops: its sync fails, the primary's pages keep working, RegionTwo's rows are flagged
     stop_region_two_nova()
