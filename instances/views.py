@@ -10,16 +10,18 @@ from django.core.paginator import Paginator
 from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
-from allocations.charging import InsufficientBalance, su_per_hour
+from allocations.charging import InsufficientBalance, family_rates_all, su_per_hour
 from allocations.regions import allocation_regions, region_for_request, region_key, region_name
 from allocations.scopes import NoCloudAccess
 from allocations.selectors import allocation_for_request, allocation_list_for_user, allocation_list_usable_for_user
 from portal.cloud.errors import CloudError
 from portal.htmx import is_partial, partial_template
+from portal.words import age_words
 
 from . import selectors, services, tasks
 from .forms import ImageCreateForm, InstanceVolumeAttachForm, LaunchForm, ResizeForm
@@ -92,7 +94,10 @@ def _rows_context(request, instances, allocation, *, list_url: str) -> dict:
     syncs soon), and the poll's address: these rows."""
     failed = selectors.failed_last_actions(instances=instances)
     regions = selectors.regions_for_pages()
+    detail_prefix, now = reverse("instances:detail", args=[0])[:-2], timezone.now()  # one reverse a page
     for i in instances:
+        i.detail_url = f"{detail_prefix}{i.pk}/"
+        i.age = age_words(i.cloud_created_at, now)
         i.failed_action = failed.get(i.server_id)
         i.failed_action_label = server_actions.action_label(i.failed_action) if i.failed_action else ""
         i.region_down = regions["down"].get(i.region)
@@ -252,9 +257,12 @@ def _connect(request, instance) -> dict:
 
 
 def _costs(instance) -> dict:
-    """SU/hour now, and what stopping or shelving would cost instead."""
+    """SU/hour now, and what stopping or shelving would cost instead (one read of the family rates)."""
+    rates = family_rates_all()
+
     def rate(status):
-        return su_per_hour(flavor_name=instance.flavor_name, vcpus=instance.vcpus, status=status)
+        return su_per_hour(flavor_name=instance.flavor_name, vcpus=instance.vcpus, status=status,
+                           family_rates=rates)
     return {"now": rate(instance.status), "active": rate("ACTIVE"), "stopped": rate("SHUTOFF"),
             "shelved": rate("SHELVED_OFFLOADED")}
 
