@@ -26,6 +26,7 @@ from portal.services import (
 )
 
 from ..models import ActionTarget, CloudAction, Instance, gpu_share_label
+from .public_ips import floating_ip_duplicates_release, floating_ip_for_tag
 from .sync import instance_refresh
 
 logger = logging.getLogger(__name__)
@@ -277,13 +278,13 @@ def _call(row: CloudAction, scope: Scope) -> None:
         if external is None:
             raise CloudError("The cloud has no public network to take a public IP from.")
         tag = f"portal:{row.idempotency_key}"
-        fip = network.floating_ip_find(scope=scope, description=tag) or network.floating_ip_create(
-            scope=scope, external_network_id=external.id, description=tag)
+        fip = floating_ip_for_tag(scope=scope, tag=tag, external_network_id=external.id)
         try:
             network.floating_ip_associate(scope=scope, floating_ip_id=fip.id, server_id=server)
         except CloudError:
             network.floating_ip_delete(scope=scope, floating_ip_id=fip.id)  # not left holding the quota
             raise
+        floating_ip_duplicates_release(scope=scope, tag=tag, keep_id=fip.id)
         CloudAction.objects.filter(pk=row.pk).update(result={"address": fip.address})
     elif row.action == "floating_ip_release":
         instance = Instance.objects.get(server_id=server)

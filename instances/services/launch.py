@@ -28,6 +28,7 @@ from portal.services import (
 )
 
 from ..models import Instance, LaunchRequest
+from .public_ips import floating_ip_duplicates_release, floating_ip_for_tag
 from .sync import instances_upsert
 
 DEFAULT_GROUP = "ssh-icmp"
@@ -315,13 +316,13 @@ def _assign_floating_ips(row: LaunchRequest, servers: list[compute.Server], scop
     for server in servers:
         index = server.metadata.get(compute.META_INDEX, "1")
         tag = f"portal:{row.idempotency_key}:{index}"
-        fip = network.floating_ip_find(scope=scope, description=tag) or network.floating_ip_create(
-            scope=scope, external_network_id=external.id, description=tag)
+        fip = floating_ip_for_tag(scope=scope, tag=tag, external_network_id=external.id)
         if fip.id not in ids:
             ids.append(fip.id)
             LaunchRequest.objects.filter(pk=row.pk).update(floating_ip_ids=ids)
         if not fip.port_id:
             network.floating_ip_associate(scope=scope, floating_ip_id=fip.id, server_id=server.id)
+        floating_ip_duplicates_release(scope=scope, tag=tag, keep_id=fip.id)
 
 
 def launch_cleanup(*, row: LaunchRequest, scope: Scope, keep: frozenset[str] = frozenset()) -> None:

@@ -1,6 +1,7 @@
 """Volumes: create, attach, detach, extend, snapshot, delete; each a CloudAction row."""
 from __future__ import annotations
 
+import logging
 import re
 
 from django.conf import settings
@@ -17,6 +18,8 @@ from portal.services import status_row_enqueue, status_row_fail, status_row_prog
 from ..models import ActionTarget, CloudAction, Instance, Volume
 from .actions import PROGRESS_CALLED, ActionNotAllowed, action_scope, cloud_action_error, cloud_action_finish
 from .sync import instance_refresh, volume_refresh
+
+logger = logging.getLogger(__name__)
 
 META_REQUEST = "portal:request"
 
@@ -107,6 +110,23 @@ def _find_created(row: CloudAction, scope: Scope) -> str:
     return ""
 
 
+def _duplicates_deleted(row: CloudAction, scope: Scope) -> bool:
+    """Delete any other volume made for this create: a create that timed out can get through after
+    the retry, finding none yet, made its own. False while one is still being made (Cinder deletes
+    only a settled volume), so the row is checked again."""
+    settling = False
+    for vol in block_storage.volume_list(scope=scope):
+        if vol.metadata.get(META_REQUEST) != str(row.idempotency_key) or vol.id == row.target_id:
+            continue
+        if vol.status in ("creating", "downloading"):
+            settling = True
+        elif vol.status not in ("deleting", "deleted") and not vol.attachments:
+            block_storage.volume_delete(scope=scope, volume_id=vol.id)
+            logger.warning("action %s: deleted volume %s, a second one made for the create (a create that "
+                           "timed out got through)", row.pk, vol.id)
+    return not settling
+
+
 def _call(row: CloudAction, scope: Scope) -> None:
     p = row.params
     if row.action == "create":
@@ -171,9 +191,10 @@ def _check(row: CloudAction, scope: Scope) -> bool:
         raise NotFound("The volume disappeared during the action.")
     if vol.status.startswith("error"):
         raise CloudError(ERROR_WORDS.get((row.action, vol.status), ERROR_WORDS["*"]).format(status=vol.status))
+    late = (timezone.now() - (row.started_at or timezone.now())).total_seconds() > settings.PORTAL_ACTION_DEADLINE
     if vol.status in done and (row.action != "extend" or vol.size_gb >= int(row.params["size_gb"])):
-        return True
-    if (timezone.now() - (row.started_at or timezone.now())).total_seconds() > settings.PORTAL_ACTION_DEADLINE:
+        return row.action != "create" or _duplicates_deleted(row, scope) or late
+    if late:
         raise CloudError(f"The volume did not finish “{LABELS[row.action].lower()}” in time.")
     return False
 

@@ -163,13 +163,12 @@ def floating_ip_create(*, scope: Scope, external_network_id: str, description: s
                             request_id=exc.request_id) from exc
 
 
-def floating_ip_find(*, scope: Scope, description: str) -> FloatingIP | None:
-    """A floating IP the portal made for a request (tagged by its description), if any."""
+def floating_ip_tagged_list(*, scope: Scope, description: str) -> list[FloatingIP]:
+    """The floating IPs the portal made for a request (tagged by their description): usually none or
+    one; two when a create whose answer was lost got through after all."""
     with cloud_errors():
         conn = connection_for(scope)
-        for raw in conn.network.ips(project_id=scope.project_id, description=description):
-            return _fip(raw)
-    return None
+        return [_fip(raw) for raw in conn.network.ips(project_id=scope.project_id, description=description)]
 
 
 def floating_ip_associate(*, scope: Scope, floating_ip_id: str, server_id: str) -> FloatingIP:

@@ -208,12 +208,11 @@ class FakeNeutron:
         fip = network.FloatingIP(f"fip-{len(self.ips) + 1}", f"203.0.113.{len(self.ips) + 10}", "DOWN", "", "",
                                  external_network_id)
         self.ips[fip.id] = fip
-        self.descriptions = {**getattr(self, "descriptions", {}), description: fip.id}
+        self.descriptions = {**getattr(self, "descriptions", {}), fip.id: description}
         return fip
 
-    def floating_ip_find(self, *, scope, description):
-        fid = getattr(self, "descriptions", {}).get(description)
-        return self.ips.get(fid)
+    def floating_ip_tagged_list(self, *, scope, description):
+        return [self.ips[i] for i, d in getattr(self, "descriptions", {}).items() if d == description and i in self.ips]
 
     def floating_ip_associate(self, *, scope, floating_ip_id, server_id):
         if self.associate_error:
@@ -234,7 +233,7 @@ class FakeNeutron:
 def neutron(cloud, monkeypatch):
     fake = FakeNeutron()
     for name in ("network_list", "router_list", "network_ensure_routed", "floating_ip_create",
-                 "floating_ip_find", "floating_ip_associate", "floating_ip_list", "floating_ip_delete"):
+                 "floating_ip_tagged_list", "floating_ip_associate", "floating_ip_list", "floating_ip_delete"):
         monkeypatch.setattr(network, name, getattr(fake, name))
     create = compute.server_create
 
@@ -283,6 +282,34 @@ def test_a_launch_with_a_public_ip_records_it_and_succeeds(cloud, neutron, alloc
     row = launch_provision(request_id=make_request(allocation, user, assign_floating_ip=True).pk)
     assert row.state == "succeeded", row.error
     assert row.floating_ip_ids == ["fip-1"] and neutron.ips["fip-1"].port_id
+
+
+def test_a_public_ip_create_that_timed_out_but_ran_in_neutron_leaves_one_address(cloud, neutron, allocation, user,
+                                                                                   monkeypatch):
+    """Neutron made the address of a create that timed out only after the retry had looked and made
+    another: the launch keeps the associated one and releases the second, so the project's public IP
+    quota is not held by an address nobody knows of."""
+    from portal.cloud.errors import CloudUnavailable
+
+    real_create, late = neutron.floating_ip_create, []
+
+    def create_times_out_once(**kwargs):
+        if not late:
+            late.append(kwargs)
+            raise CloudUnavailable("Network did not answer in time.")
+        made = real_create(**kwargs)
+        real_create(**late[0])  # the create that timed out lands after the retry's
+        return made
+
+    monkeypatch.setattr(network, "floating_ip_create", create_times_out_once)
+    row = make_request(allocation, user, assign_floating_ip=True)
+    with pytest.raises(CloudUnavailable):
+        launch_provision(request_id=row.pk)
+    row = launch_provision(request_id=row.pk)
+    assert row.state == "succeeded", row.error
+    assert len(neutron.ips) == 1 and row.floating_ip_ids == list(neutron.ips)
+    assert next(iter(neutron.ips.values())).port_id  # the one kept is the server's
+    assert len(neutron.deleted_ips) == 1
 
 
 def test_a_public_ip_failure_keeps_the_running_server_and_names_the_step(cloud, neutron, allocation, user):

@@ -433,3 +433,65 @@ def test_a_public_ip_shows_the_instance_it_points_to_not_its_private_address(
     assert ">worker</a>" in targets[1][1] and "nothing (free)" in targets[2][1]
     assert a_fixed not in page and b_fixed not in page
     assert 'data-confirm="Release 203.0.113.7? web-server will no longer be reachable at it.' in page
+
+
+class FakeCinder:
+    """Cinder at the gateway: volumes made become available at the next look."""
+
+    def __init__(self):
+        self.volumes: dict[str, block_storage.Volume] = {}
+        self.deleted: list[str] = []
+
+    def volume_create(self, *, scope, name, size_gb, snapshot_id="", image_id="", metadata=None):
+        vol = block_storage.Volume(f"vol-{len(self.volumes) + 1}", name, size_gb, "creating", False, (),
+                                   dict(metadata or {}), snapshot_id, None, None)
+        self.volumes[vol.id] = vol
+        return vol
+
+    def _settled(self, vol):
+        from dataclasses import replace
+        if vol.status == "creating":
+            self.volumes[vol.id] = vol = replace(vol, status="available")
+        return vol
+
+    def volume_list(self, *, scope):
+        return [self._settled(v) for v in list(self.volumes.values())]
+
+    def volume_get(self, *, scope, volume_id):
+        if volume_id not in self.volumes:
+            raise errors.NotFound("No such volume.")
+        return self._settled(self.volumes[volume_id])
+
+    def volume_delete(self, *, scope, volume_id):
+        self.deleted.append(volume_id)
+        self.volumes.pop(volume_id, None)
+
+
+def test_a_volume_create_that_timed_out_but_ran_in_cinder_leaves_one_volume(cloud, user, allocation, monkeypatch):
+    """Cinder made the volume of a create that timed out only after the retry had looked and made
+    another: the row ends with one volume, its own; the second is deleted, not left holding quota."""
+    from instances.models import CloudAction
+
+    cinder, late = FakeCinder(), []
+    for name in ("volume_list", "volume_get", "volume_delete"):
+        monkeypatch.setattr(block_storage, name, getattr(cinder, name))
+
+    def create_times_out_once(**kwargs):
+        if not late:
+            late.append(kwargs)
+            raise errors.CloudUnavailable("Block Storage did not answer in time.")
+        made = cinder.volume_create(**kwargs)
+        cinder.volume_create(**late[0])  # the create that timed out lands after the retry's
+        return made
+
+    monkeypatch.setattr(block_storage, "volume_create", create_times_out_once)
+    row = volume_create_request(user=user, allocation=allocation, name="data", size_gb=5)
+    with pytest.raises(errors.CloudUnavailable):
+        volume_action_run(action_id=row.pk)
+    CloudAction.objects.filter(pk=row.pk).update(attempts=2)  # the task's retry
+    for _ in range(3):
+        row = volume_action_run(action_id=row.pk)
+        if row.is_final:
+            break
+    assert row.state == "succeeded", row.error
+    assert list(cinder.volumes) == [row.target_id] and cinder.deleted == ["vol-2"]
