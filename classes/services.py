@@ -195,16 +195,19 @@ def course_launch(*, user, course: Course, seats: list[Seat] | None = None, base
 def seats_follow(*, course: Course) -> int:
     """Bring launching seats up to date with their launches (the pages call it; it reads the
     database only). Returns how many changed."""
-    changed = 0
+    done = []
     for seat in course.seats.filter(state=SeatState.LAUNCHING).exclude(launch=None).select_related("launch"):
         launch: LaunchRequest = seat.launch
         if launch.state == "succeeded":
             Seat.objects.filter(pk=seat.pk).update(state=SeatState.READY, server_id=(launch.server_ids or [""])[0])
-            changed += 1
+            done.append(launch.pk)
         elif launch.state == "failed":
             Seat.objects.filter(pk=seat.pk).update(state=SeatState.FAILED, error=launch.error)
-            changed += 1
-    return changed
+            done.append(launch.pk)
+    # A finished launch's user data held the student's password hash and keys: Nova has it now (a
+    # seat launched again gets user data anew), so the portal's copy goes.
+    LaunchRequest.objects.filter(pk__in=done).exclude(user_data="").update(user_data="")
+    return len(done)
 
 
 # --- Acting on seats: a student on their own, an instructor on all or some ---------------------

@@ -88,7 +88,10 @@ def test_a_failed_seat_launches_again_alone(cloud, allocation, user):
     first.refresh_from_db(), second.refresh_from_db()
     assert (first.state, first.error) == (SeatState.FAILED, "No valid host was found.")
     assert (second.state, second.server_id) == (SeatState.READY, "srv-2")
+    # the finished launches no longer hold the students' password hashes
+    assert not LaunchRequest.objects.filter(pk__in=[first.launch_id, second.launch_id]).exclude(user_data="")
     services.course_launch(user=user, course=course)
+    assert "passwd" in LaunchRequest.objects.filter(name=first.server_name).latest("created_at").user_data
     assert LaunchRequest.objects.filter(name=first.server_name).count() == 2
     assert LaunchRequest.objects.filter(name=second.server_name).count() == 1
 
