@@ -206,6 +206,11 @@ class AllocationQuery(serializers.Serializer):
     allocation = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The allocation's id")
 
 
+class AllocationRegionQuery(AllocationQuery):
+    region = serializers.CharField(required=False, allow_blank=True, default="", max_length=64,
+                                   help_text="A region the allocation is enabled in; empty: the primary")
+
+
 class OptionalAllocationQuery(serializers.Serializer):
     allocation = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
                                           help_text="Only this allocation's")

@@ -258,6 +258,11 @@ class AllocationRefSerializer(serializers.Serializer):
     allocation = serializers.IntegerField(**ID)
 
 
+class FloatingIPInputSerializer(AllocationRefSerializer):
+    region = serializers.CharField(required=False, allow_blank=True, default="", max_length=64,
+                                   help_text="A region the allocation is enabled in; empty: the primary")
+
+
 class TokenSerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiToken

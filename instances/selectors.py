@@ -250,12 +250,12 @@ def instance_console_log(*, user, instance) -> str:
     return compute.server_console_log(scope=scope, server_id=instance.server_id)
 
 
-def security_group_list(*, user, allocation):
-    return network.security_group_list(scope=member_scope(user=user, allocation=allocation))
+def security_group_list(*, user, allocation, region: str = ""):
+    return network.security_group_list(scope=member_scope(user=user, allocation=allocation, region=region))
 
 
-def floating_ip_list(*, user, allocation):
-    return network.floating_ip_list(scope=member_scope(user=user, allocation=allocation))
+def floating_ip_list(*, user, allocation, region: str = ""):
+    return network.floating_ip_list(scope=member_scope(user=user, allocation=allocation, region=region))
 
 
 def volume_create_options(*, user, allocation, region: str = "") -> dict:
@@ -355,13 +355,13 @@ def volume_actions_for_page(*, user, volume_ids, allocation=None, limit: int = 3
     return {"latest": latest, "loose": loose}
 
 
-def floating_ip_targets(*, ips, allocation) -> dict:
+def floating_ip_targets(*, ips, allocation, region: str = "") -> dict:
     """Public IP id -> the mirrored instance it points to, in one query: the instance whose
     addresses hold the public address (after a sync), else the one holding its fixed address."""
     pointed = [ip for ip in ips if ip.port_id or ip.fixed_address]
     if not pointed:
         return {}
-    instances = list(Instance.objects.filter(allocation=allocation, deleted_at__isnull=True)
+    instances = list(Instance.objects.filter(allocation=allocation, region=region, deleted_at__isnull=True)
                      .only("pk", "name", "addresses"))
     by_floating, by_fixed = {}, {}
     for i in instances:

@@ -1,6 +1,8 @@
 """Volume, SSH key, security group and floating IP pages."""
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
@@ -31,6 +33,19 @@ def _project_context(request):
     """The member's projects (allocations with a cloud project) and the one chosen, the first by default."""
     allocations = list(allocation_list_for_user(user=request.user).exclude(openstack_project_id=""))
     return allocations, allocation_for_request(request, among=allocations, first=True)
+
+
+def _region_context(request, allocation) -> dict:
+    """The regions of the chosen project and the one asked for (`region`; the primary by default),
+    for the network pages, whose groups and addresses live in one region's Neutron."""
+    regions = allocation_regions(allocation=allocation) if allocation is not None else []
+    return {"regions": regions, "region": region_for_request(request, regions)}
+
+
+def _network_page(name: str, allocation, region: str, anchor: str = "") -> str:
+    """A network page's address for the project and region (what a POST redirects back to)."""
+    return (f"{reverse(name)}?project={allocation.pk}" + (f"&region={quote(region)}" if region else "")
+            + (f"#{anchor}" if anchor else ""))
 
 
 # Nova attaches a volume to a server that is running or stopped, not one building, shelved or broken.
@@ -210,27 +225,29 @@ def key_delete(request, pk: int):
 
 def security_group_list(request):
     allocations, allocation = _project_context(request)
-    groups, error = _groups(request, allocation)
+    region = _region_context(request, allocation)["region"]
+    groups, error = _groups(request, allocation, region)
     form = SecurityGroupForm(request.POST or None, existing_names=[g.name for g in groups])
     if request.method == "POST" and allocation is not None and not error and form.is_valid():
         try:
-            network_admin.security_group_create(user=request.user, allocation=allocation, **form.cleaned_data)
+            network_admin.security_group_create(user=request.user, allocation=allocation, region=region,
+                                                **form.cleaned_data)
         except ValidationError as exc:
             form.add_error("name", exc.messages[0])
         except (CloudError, NoCloudAccess) as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Security group {form.cleaned_data['name']} created.")
-            return redirect(f"{request.path}?project={allocation.pk}")
+            return redirect(_network_page("instances:security_groups", allocation, region))
     return _security_groups_page(request, allocations=allocations, allocation=allocation, groups=groups,
                                  error=error, form=form)
 
 
-def _groups(request, allocation) -> tuple[list, str]:
+def _groups(request, allocation, region: str) -> tuple[list, str]:
     if allocation is None:
         return [], ""
     try:
-        return selectors.security_group_list(user=request.user, allocation=allocation), ""
+        return selectors.security_group_list(user=request.user, allocation=allocation, region=region), ""
     except (CloudError, NoCloudAccess) as exc:
         return [], str(exc)
 
@@ -250,8 +267,8 @@ def _security_groups_page(request, *, allocations, allocation, groups, error, fo
             "rule_form": rule_form if g.id == rule_group_id else SecurityGroupRuleForm(auto_id=f"id_{g.id}_%s"),
             "open": g.id == rule_group_id})
     return render(request, "instances/security_groups.html", {
-        "allocations": allocations, "allocation": allocation, "groups": shown, "form": form, "error": error},
-        status=status)
+        "allocations": allocations, "allocation": allocation, "groups": shown, "form": form, "error": error,
+        **_region_context(request, allocation)}, status=status)
 
 
 def security_group_rule_add(request, group_id: str):
@@ -260,24 +277,25 @@ def security_group_rule_add(request, group_id: str):
     allocations, allocation = _project_context(request)
     if allocation is None:
         raise Http404("No such project.")
+    region = _region_context(request, allocation)["region"]
     if request.method != "POST":
-        return redirect(f"{reverse('instances:security_groups')}?project={allocation.pk}")
+        return redirect(_network_page("instances:security_groups", allocation, region))
     form = SecurityGroupRuleForm(request.POST, auto_id=f"id_{group_id}_%s")
     if form.is_valid():
         d = form.cleaned_data
         try:
             rule = network_admin.security_group_rule_add(
                 user=request.user, allocation=allocation, group_id=group_id, protocol=d["protocol"],
-                port_min=d["port_min"], port_max=d["port_max"], cidr=d["cidr"])
+                port_min=d["port_min"], port_max=d["port_max"], cidr=d["cidr"], region=region)
         except (CloudError, NoCloudAccess) as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Rule added: {network_admin.rule_words(rule)}.")
-            return redirect(f"{reverse('instances:security_groups')}?project={allocation.pk}#group-{group_id}")
-    groups, error = _groups(request, allocation)
+            return redirect(_network_page("instances:security_groups", allocation, region, f"group-{group_id}"))
+    groups, error = _groups(request, allocation, region)
     if not any(g.id == group_id for g in groups) and not error:
         messages.error(request, "That security group is not in this project.")
-        return redirect(f"{reverse('instances:security_groups')}?project={allocation.pk}")
+        return redirect(_network_page("instances:security_groups", allocation, region))
     return _security_groups_page(request, allocations=allocations, allocation=allocation, groups=groups,
                                  error=error, form=SecurityGroupForm(), rule_form=form, rule_group_id=group_id)
 
@@ -287,63 +305,67 @@ def security_group_rule_delete(request, group_id: str, rule_id: str):
     _, allocation = _project_context(request)
     if allocation is None:
         raise Http404("No such project.")
+    region = _region_context(request, allocation)["region"]
     try:
         rule = network_admin.security_group_rule_remove(user=request.user, allocation=allocation,
-                                                        group_id=group_id, rule_id=rule_id)
+                                                        group_id=group_id, rule_id=rule_id, region=region)
     except (CloudError, NoCloudAccess) as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Rule removed: {network_admin.rule_words(rule)}.")
-    return redirect(f"{reverse('instances:security_groups')}?project={allocation.pk}#group-{group_id}")
+    return redirect(_network_page("instances:security_groups", allocation, region, f"group-{group_id}"))
 
 
 def _delete_in_project(request, delete, *, done: str, back: str):
-    """Run `delete(allocation)` in the member's chosen project; report in words; back to the list."""
+    """Run `delete(allocation, region)` in the member's chosen project and region; report in words;
+    back to the list."""
     _, allocation = _project_context(request)
     if allocation is None:
         raise Http404("No such project.")
+    region = _region_context(request, allocation)["region"]
     try:
-        delete(allocation)
+        delete(allocation, region)
     except (CloudError, NoCloudAccess) as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, done)
-    return redirect(f"{reverse(back)}?project={allocation.pk}")
+    return redirect(_network_page(back, allocation, region))
 
 
 @require_POST
 def security_group_delete(request, group_id: str):
     return _delete_in_project(
-        request, lambda allocation: network_admin.security_group_delete(user=request.user, allocation=allocation,
-                                                               group_id=group_id),
+        request, lambda allocation, region: network_admin.security_group_delete(
+            user=request.user, allocation=allocation, group_id=group_id, region=region),
         done="Security group deleted.", back="instances:security_groups")
 
 
 def floating_ip_list(request):
     allocations, allocation = _project_context(request)
+    place = _region_context(request, allocation)
     ips, error = [], ""
     if allocation is not None:
         if request.method == "POST":
             try:
-                network_admin.floating_ip_allocate(user=request.user, allocation=allocation)
+                network_admin.floating_ip_allocate(user=request.user, allocation=allocation, region=place["region"])
             except (CloudError, NoCloudAccess) as exc:
                 messages.error(request, str(exc))
             else:
                 messages.success(request, "Public IP allocated.")
-            return redirect(f"{request.path}?project={allocation.pk}")
+            return redirect(_network_page("instances:floating_ips", allocation, place["region"]))
         try:
-            ips = selectors.floating_ip_list(user=request.user, allocation=allocation)
+            ips = selectors.floating_ip_list(user=request.user, allocation=allocation, region=place["region"])
         except (CloudError, NoCloudAccess) as exc:
             error = str(exc)
-    targets = selectors.floating_ip_targets(ips=ips, allocation=allocation) if ips else {}
+    targets = selectors.floating_ip_targets(ips=ips, allocation=allocation, region=place["region"]) if ips else {}
     return render(request, "instances/floating_ips.html", {
-        "allocations": allocations, "allocation": allocation, "error": error,
+        "allocations": allocations, "allocation": allocation, "error": error, **place,
         "ips": [{"ip": ip, "instance": targets.get(ip.id)} for ip in sorted(ips, key=lambda i: i.address)]})
 
 
 @require_POST
 def floating_ip_delete(request, ip_id: str):
     return _delete_in_project(
-        request, lambda allocation: network_admin.floating_ip_release(user=request.user, allocation=allocation,
-                                                             floating_ip_id=ip_id),
+        request, lambda allocation, region: network_admin.floating_ip_release(
+            user=request.user, allocation=allocation, floating_ip_id=ip_id, region=region),
         done="Public IP released.", back="instances:floating_ips")

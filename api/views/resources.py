@@ -13,7 +13,7 @@ from instances.models import Volume
 from instances.services import network_admin
 
 from ..common import (
-    AllocationQuery,
+    AllocationRegionQuery,
     Cursor,
     OptionalAllocationQuery,
     allocation_for,
@@ -28,7 +28,7 @@ from ..common import (
 from ..schema import IF_NONE_MATCH, problems
 from ..serializers import (
     ActionSerializer,
-    AllocationRefSerializer,
+    FloatingIPInputSerializer,
     FloatingIPSerializer,
     SecurityGroupInputSerializer,
     SecurityGroupSerializer,
@@ -139,60 +139,73 @@ class KeyDetail(ApiView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def _allocation_and_region(request):
+    """The allocation (`allocation`) and region (`region`, one it is enabled in; 400 else) a network
+    call's query names: groups and public IPs live in one region's Neutron."""
+    asked = query(request, AllocationRegionQuery)
+    allocation = allocation_for(request, asked["allocation"])
+    return allocation, region_of(allocation, asked["region"])
+
+
 class SecurityGroupList(ApiView):
-    @extend_schema(operation_id="security_groups_list", parameters=[AllocationQuery, IF_NONE_MATCH],
+    @extend_schema(operation_id="security_groups_list", parameters=[AllocationRegionQuery, IF_NONE_MATCH],
                    responses=SecurityGroupSerializer(many=True))
     @problems(404, cloud=True)
     def get(self, request):
-        allocation = allocation_for(request, query(request, AllocationQuery)["allocation"])
-        groups = selectors.security_group_list(user=request.user, allocation=allocation)
+        allocation, region = _allocation_and_region(request)
+        groups = selectors.security_group_list(user=request.user, allocation=allocation, region=region)
         return with_etag(request, Response(SecurityGroupSerializer(groups, many=True).data))
 
-    @extend_schema(operation_id="security_groups_create", parameters=[AllocationQuery],
+    @extend_schema(operation_id="security_groups_create", parameters=[AllocationRegionQuery],
                    request=SecurityGroupInputSerializer, responses={201: SecurityGroupSerializer})
     @problems(404, 409, cloud=True)
     @idempotent
     def post(self, request):
-        allocation = allocation_for(request, query(request, AllocationQuery)["allocation"])
+        allocation, region = _allocation_and_region(request)
         cleaned = form_or_400(SecurityGroupForm(_valid(SecurityGroupInputSerializer, request)))
-        group = network_admin.security_group_create(user=request.user, allocation=allocation, **cleaned)
+        group = network_admin.security_group_create(user=request.user, allocation=allocation, region=region,
+                                                    **cleaned)
         return Response(SecurityGroupSerializer(group).data, status=status.HTTP_201_CREATED)
 
 
 class SecurityGroupDetail(ApiView):
-    @extend_schema(operation_id="security_groups_delete", parameters=[AllocationQuery], request=None,
+    @extend_schema(operation_id="security_groups_delete", parameters=[AllocationRegionQuery], request=None,
                    responses={204: None})
     @problems(404, 409, cloud=True)
     def delete(self, request, group_id: str):
-        allocation = allocation_for(request, query(request, AllocationQuery)["allocation"])
-        network_admin.security_group_delete(user=request.user, allocation=allocation, group_id=group_id)
+        allocation, region = _allocation_and_region(request)
+        network_admin.security_group_delete(user=request.user, allocation=allocation, group_id=group_id,
+                                            region=region)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class FloatingIPList(ApiView):
-    @extend_schema(operation_id="floating_ips_list", parameters=[AllocationQuery, IF_NONE_MATCH],
+    @extend_schema(operation_id="floating_ips_list", parameters=[AllocationRegionQuery, IF_NONE_MATCH],
                    responses=FloatingIPSerializer(many=True))
     @problems(404, cloud=True)
     def get(self, request):
-        allocation = allocation_for(request, query(request, AllocationQuery)["allocation"])
-        ips = selectors.floating_ip_list(user=request.user, allocation=allocation)
+        allocation, region = _allocation_and_region(request)
+        ips = selectors.floating_ip_list(user=request.user, allocation=allocation, region=region)
         return with_etag(request, Response(FloatingIPSerializer(ips, many=True).data))
 
-    @extend_schema(operation_id="floating_ips_create", request=AllocationRefSerializer,
+    @extend_schema(operation_id="floating_ips_create", request=FloatingIPInputSerializer,
                    responses={201: FloatingIPSerializer})
     @problems(404, 409, cloud=True)
     @idempotent
     def post(self, request):
-        allocation = allocation_for(request, _valid(AllocationRefSerializer, request)["allocation"])
-        ip = network_admin.floating_ip_allocate(user=request.user, allocation=allocation)
+        data = _valid(FloatingIPInputSerializer, request)
+        allocation = allocation_for(request, data["allocation"])
+        ip = network_admin.floating_ip_allocate(user=request.user, allocation=allocation,
+                                                region=region_of(allocation, data["region"]))
         return Response(FloatingIPSerializer(ip).data, status=status.HTTP_201_CREATED)
 
 
 class FloatingIPDetail(ApiView):
-    @extend_schema(operation_id="floating_ips_delete", parameters=[AllocationQuery], request=None,
+    @extend_schema(operation_id="floating_ips_delete", parameters=[AllocationRegionQuery], request=None,
                    responses={204: None})
     @problems(404, 409, cloud=True)
     def delete(self, request, ip_id: str):
-        allocation = allocation_for(request, query(request, AllocationQuery)["allocation"])
-        network_admin.floating_ip_release(user=request.user, allocation=allocation, floating_ip_id=ip_id)
+        allocation, region = _allocation_and_region(request)
+        network_admin.floating_ip_release(user=request.user, allocation=allocation, floating_ip_id=ip_id,
+                                          region=region)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -42,10 +42,9 @@ def ssh_key_create(*, user, name: str, public_key: str) -> SSHKey:
 
 
 def ssh_key_delete(*, key: SSHKey) -> None:
-    """Forget the key, and remove the Nova keypair the portal imported it as (the person's own,
-    under the key's name) if it still holds this key."""
-    scope = _any_scope(key.user)
-    if scope is not None:
+    """Forget the key, and remove the Nova keypairs the portal imported it as (the person's own,
+    under the key's name, one in each region it was used in) where they still hold this key."""
+    for scope in _a_scope_per_region(key.user):
         for name in (key.name, f"{key.name}-{key.fingerprint.removeprefix('SHA256:')[:8]}"):
             found = compute.keypair_get(scope=scope, name=name)
             if found and found.public_key.split()[:2] == key.public_key.split()[:2]:
@@ -53,17 +52,22 @@ def ssh_key_delete(*, key: SSHKey) -> None:
     key.delete()
 
 
-def _any_scope(user):
-    """Keypairs belong to the Keystone user, not a project: any project of theirs will do."""
+def _a_scope_per_region(user) -> list:
+    """Keypairs belong to the Keystone user, not a project, but each region's Nova keeps its own:
+    a project of theirs in each region they can reach will do."""
+    from allocations.regions import allocation_region_keys
     from allocations.scopes import NoCloudAccess, member_scope
     from allocations.selectors import allocation_list_for_user
 
+    scopes = {}
     for allocation in allocation_list_for_user(user=user).exclude(openstack_project_id=""):
-        try:
-            return member_scope(user=user, allocation=allocation)
-        except NoCloudAccess:
-            continue
-    return None
+        for region in allocation_region_keys(allocation=allocation):
+            if region not in scopes:
+                try:
+                    scopes[region] = member_scope(user=user, allocation=allocation, region=region)
+                except NoCloudAccess:
+                    continue
+    return list(scopes.values())
 
 
 # --- Key pairs made by the portal ------------------------------------------------------------

@@ -18,9 +18,10 @@ def security_group_name_taken(*, name: str, groups) -> bool:
 
 
 def security_group_create(*, user, allocation, name: str, description: str = "", allow_ssh: bool = True,
-                          allow_icmp: bool = True) -> network.SecurityGroup:
-    """A group in the project with SSH and ping in by default; ValidationError if the name is taken."""
-    scope = member_scope(user=user, allocation=allocation, creating=True)
+                          allow_icmp: bool = True, region: str = "") -> network.SecurityGroup:
+    """A group in the project (in `region`, "" the primary) with SSH and ping in by default;
+    ValidationError if the name is taken there."""
+    scope = member_scope(user=user, allocation=allocation, creating=True, region=region)
     if security_group_name_taken(name=name, groups=network.security_group_list(scope=scope)):
         raise ValidationError(f"The project already has a security group named “{name}”; pick another name.")
     group = network.security_group_create(scope=scope, name=name, description=description)
@@ -31,8 +32,8 @@ def security_group_create(*, user, allocation, name: str, description: str = "",
     return group
 
 
-def security_group_delete(*, user, allocation, group_id: str) -> None:
-    scope = member_scope(user=user, allocation=allocation)
+def security_group_delete(*, user, allocation, group_id: str, region: str = "") -> None:
+    scope = member_scope(user=user, allocation=allocation, region=region)
     group = _group_in_project(scope, group_id)
     try:
         network.security_group_delete(scope=scope, group_id=group_id)
@@ -51,9 +52,10 @@ def _group_in_project(scope, group_id: str) -> network.SecurityGroup:
 
 
 def security_group_rule_add(*, user, allocation, group_id: str, protocol: str, port_min: int | None = None,
-                            port_max: int | None = None, cidr: str = "0.0.0.0/0") -> network.SecurityGroupRule:
+                            port_max: int | None = None, cidr: str = "0.0.0.0/0",
+                            region: str = "") -> network.SecurityGroupRule:
     """Let traffic in: `protocol` on `port_min`..`port_max` (none for ICMP) from the `cidr` network."""
-    scope = member_scope(user=user, allocation=allocation, creating=True)
+    scope = member_scope(user=user, allocation=allocation, creating=True, region=region)
     group = _group_in_project(scope, group_id)
     try:
         return network.security_group_rule_create(scope=scope, group_id=group.id, protocol=protocol, port=port_min,
@@ -64,8 +66,9 @@ def security_group_rule_add(*, user, allocation, group_id: str, protocol: str, p
         raise
 
 
-def security_group_rule_remove(*, user, allocation, group_id: str, rule_id: str) -> network.SecurityGroupRule:
-    scope = member_scope(user=user, allocation=allocation)
+def security_group_rule_remove(*, user, allocation, group_id: str, rule_id: str,
+                               region: str = "") -> network.SecurityGroupRule:
+    scope = member_scope(user=user, allocation=allocation, region=region)
     group = _group_in_project(scope, group_id)
     rule = next((r for r in group.rules if r.id == rule_id), None)
     if rule is None:
@@ -106,16 +109,16 @@ def rule_words(rule: network.SecurityGroupRule, groups_by_id: dict | None = None
     return f"{what} {source}"
 
 
-def floating_ip_allocate(*, user, allocation) -> network.FloatingIP:
-    scope = member_scope(user=user, allocation=allocation, creating=True)
+def floating_ip_allocate(*, user, allocation, region: str = "") -> network.FloatingIP:
+    scope = member_scope(user=user, allocation=allocation, creating=True, region=region)
     external = next((n for n in network.network_list(scope=scope) if n.is_external), None)
     if external is None:
         raise CloudError("The cloud has no public network to take a public IP from.")
     return network.floating_ip_create(scope=scope, external_network_id=external.id)
 
 
-def floating_ip_release(*, user, allocation, floating_ip_id: str) -> None:
-    scope = member_scope(user=user, allocation=allocation)
+def floating_ip_release(*, user, allocation, floating_ip_id: str, region: str = "") -> None:
+    scope = member_scope(user=user, allocation=allocation, region=region)
     if not any(f.id == floating_ip_id for f in network.floating_ip_list(scope=scope)):
         raise NotFound("That public IP is not in this project.")
     network.floating_ip_delete(scope=scope, floating_ip_id=floating_ip_id)

@@ -188,3 +188,54 @@ def test_an_action_on_a_server_or_volume_runs_in_its_own_region(allocation, user
     row = CloudAction.objects.create(allocation=allocation, project_id=allocation.openstack_project_id,
                                      target_id="srv-west", action="stop", requested_by=user, region="RegionTwo")
     assert action_scope(row).region == "RegionTwo"
+
+
+def test_the_public_ip_and_security_group_pages_act_in_the_region_picked(user_client, allocation, two_regions,
+                                                                       monkeypatch):
+    from portal.cloud import network
+
+    calls = []
+
+    def record(name, answer):
+        def fake(*, scope, **kwargs):
+            calls.append((name, scope.region))
+            return answer
+        monkeypatch.setattr(network, name, fake)
+
+    group = network.SecurityGroup("sg-2", "web", "", ())
+    record("floating_ip_list", [])
+    record("network_list", [network.Network("pub", "public", True, False, "admin", ())])
+    record("floating_ip_create", network.FloatingIP("fip-2", "198.51.100.7", "DOWN", "", "", "pub"))
+    record("security_group_list", [group])
+    record("security_group_delete", None)
+    page = user_client.get(reverse("instances:floating_ips"), {"project": allocation.pk, "region": "RegionTwo"})
+    body = page.content.decode()
+    assert 'data-testid="region-picker"' in body and '<option value="RegionTwo" selected>' in body
+    assert '<input type="hidden" name="region" value="RegionTwo">' in body  # the allocate form stays there
+    answer = user_client.post(reverse("instances:floating_ips") + f"?project={allocation.pk}",
+                              {"project": allocation.pk, "region": "RegionTwo"})
+    assert answer.url.endswith("&region=RegionTwo")
+    user_client.post(reverse("instances:security_group_delete", args=["sg-2"]),
+                     {"project": allocation.pk, "region": "RegionTwo"})
+    assert calls == [("floating_ip_list", "RegionTwo"), ("network_list", "RegionTwo"),
+                     ("floating_ip_create", "RegionTwo"), ("security_group_list", "RegionTwo"),
+                     ("security_group_delete", "RegionTwo")]
+    calls.clear()  # a region the allocation is not enabled in is not taken: the primary is shown
+    user_client.get(reverse("instances:security_groups"), {"project": allocation.pk, "region": "RegionNine"})
+    assert calls == [("security_group_list", "")]
+
+
+def test_deleting_a_key_removes_its_nova_keypair_in_every_region(user, allocation, two_regions, monkeypatch):
+    from instances.models import SSHKey
+    from instances.services.keys import ssh_key_delete
+    from portal.cloud import compute
+
+    public = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@laptop"
+    key = SSHKey.objects.create(user=user, name="laptop", public_key=public, fingerprint="SHA256:abcdefgh")
+    deleted = []
+    monkeypatch.setattr(compute, "keypair_get", lambda *, scope, name: compute.Keypair(name, "fp", public)
+                        if name == "laptop" else None)
+    monkeypatch.setattr(compute, "keypair_delete", lambda *, scope, name: deleted.append((scope.region, name)))
+    ssh_key_delete(key=key)
+    assert deleted == [("", "laptop"), ("RegionTwo", "laptop")]
+    assert not SSHKey.objects.exists()

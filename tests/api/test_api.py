@@ -136,3 +136,19 @@ def test_a_launch_in_a_region_the_allocation_is_not_enabled_in_is_400_and_one_it
         made = api.post("/api/v1/instances/", launch_body(allocation, region="RegionTwo"), format="json")
     assert made.status_code == 202
     assert LaunchRequest.objects.get(pk=made.json()["id"]).region == "RegionTwo"
+
+
+def test_public_ips_and_security_groups_are_listed_and_made_in_the_region_asked_for(api, allocation, monkeypatch):
+    from allocations.models import AllocationRegion
+    from portal.cloud import network
+
+    monkeypatch.setattr("allocations.regions.primary_region", lambda: "RegionOne")
+    regions = []
+    monkeypatch.setattr(network, "floating_ip_list", lambda *, scope: regions.append(scope.region) or [])
+    monkeypatch.setattr(network, "security_group_list", lambda *, scope: regions.append(scope.region) or [])
+    refused = api.post("/api/v1/floating-ips/", {"allocation": allocation.pk, "region": "RegionTwo"}, format="json")
+    assert refused.status_code == 400 and "region" in refused.json()["errors"] and regions == []
+    AllocationRegion.objects.create(allocation=allocation, region_name="RegionTwo", state="ready")
+    assert api.get(f"/api/v1/floating-ips/?allocation={allocation.pk}&region=RegionTwo").status_code == 200
+    assert api.get(f"/api/v1/security-groups/?allocation={allocation.pk}").status_code == 200
+    assert regions == ["RegionTwo", ""]
