@@ -98,11 +98,18 @@ def server_shelve_all(*, scope: Scope) -> list[str]:
 
 
 def project_resources_delete(*, scope: Scope) -> dict[str, int]:
-    """Ask the cloud to delete the project's servers, floating IPs and volumes, without waiting:
-    a volume still attached to a server being deleted is left for the next call (`volumes_waiting`)."""
-    counts = {"servers": 0, "floating_ips": 0, "volumes": 0, "volumes_waiting": 0}
+    """Ask the cloud to delete the project's Heat stacks, servers, floating IPs and volumes, without
+    waiting: a volume still attached to a server being deleted is left for the next call
+    (`volumes_waiting`), and so is a stack whose delete failed (Heat deletes what it made, networks
+    and routers too; the servers it made are also deleted directly, so they stop being charged at once)."""
+    counts = {"stacks": 0, "servers": 0, "floating_ips": 0, "volumes": 0, "volumes_waiting": 0}
     with cloud_errors():
         conn = connection_for(scope)
+        if conn.has_service("orchestration"):
+            for stack in conn.orchestration.stacks():
+                if stack.status not in ("DELETE_IN_PROGRESS", "DELETE_COMPLETE"):
+                    conn.orchestration.delete_stack(stack, ignore_missing=True)
+                    counts["stacks"] += 1
         for s in conn.compute.servers():
             if (s.status or "").upper() == "DELETED" or s.task_state == "deleting":
                 continue

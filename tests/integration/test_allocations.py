@@ -129,6 +129,11 @@ def test_meter_charges_real_servers_by_flavor_and_state(cloud_allocation):
 def test_exhaustion_refuses_launches_then_shelves_then_deletes_real_servers(cloud_allocation, mailoutbox):
     project_id = cloud_allocation.openstack_project_id
     server = boot(project_id, "m3.small", "doomed")
+    conn = connection_get(project_id=project_id)  # and a Heat stack in the project, of one network
+    stack = conn.orchestration.create_stack(name="doomed-stack", template={
+        "heat_template_version": "2021-04-16", "resources": {"net": {"type": "OS::Neutron::Net"}}})
+    wait_for(lambda: conn.orchestration.get_stack(stack.id).status == "CREATE_COMPLETE", timeout=90,
+             message="the stack to be made")
     LedgerEntry.objects.create(allocation=cloud_allocation, kind="usage", sus=Decimal(-10000), resource_id="bulk")
     start = timezone.now()
 
@@ -145,6 +150,11 @@ def test_exhaustion_refuses_launches_then_shelves_then_deletes_real_servers(clou
 
     enforcement.allocations_enforce(now=start + timedelta(days=30))
     wait_for(lambda: nova_status(project_id, server.id) == "GONE", timeout=90, message="the server to be deleted")
+    # the stack goes too, with the network it made
+    wait_for(lambda: conn.orchestration.find_stack(stack.id) is None
+             or conn.orchestration.get_stack(stack.id).status == "DELETE_COMPLETE", timeout=90,
+             message="the stack to be deleted")
+    assert not [n for n in conn.network.networks(project_id=project_id)]
     assert [m.subject.split("] ")[-1].split(":")[0] for m in mailoutbox] == [
         "Allocation disabled", "Shelving instances", "Deleting resources"]
 

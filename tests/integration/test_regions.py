@@ -167,6 +167,14 @@ def test_one_allocation_runs_servers_in_two_regions_on_one_balance(client, two_r
     assert [v.name for v in region_two.block_storage.volumes(all_projects=True, project_id=pid)] == ["west-data"]
     assert not list(connection_get().block_storage.volumes(all_projects=True, project_id=pid))
     assert Volume.objects.get(name="west-data").region == REGION2
+    # a public IP allocated on the Public IPs page with RegionTwo picked is RegionTwo's, and listed there only
+    page = f"{reverse('instances:floating_ips')}?project={allocation.pk}&region={REGION2}"
+    allocated = client.post(page, {"project": allocation.pk, "region": REGION2})
+    assert allocated.status_code == 302 and allocated.url.endswith(f"&region={REGION2}"), text(allocated)[-2000:]
+    in_two = [ip.floating_ip_address for ip in region_two.network.ips(project_id=pid)]
+    assert len(in_two) == 1 and not list(connection_get().network.ips(project_id=pid))
+    assert in_two[0] in text(client.get(page))
+    assert in_two[0] not in text(client.get(f"{reverse('instances:floating_ips')}?project={allocation.pk}"))
 
     # RegionTwo's Nova stops: its sync fails, the primary's pages keep working, RegionTwo's rows are flagged
     stop_region_two_nova()
