@@ -461,9 +461,14 @@ def cloud_action_error(*, row: CloudAction, exc: CloudError) -> str:
 
 
 def cloud_action_finish(*, row: CloudAction, error: str, refresh) -> CloudAction:
-    """Refresh the mirror before the row is final, so whoever sees it final sees the new state."""
+    """Refresh the mirror before the row is final, so whoever sees it final sees the new state. A
+    re-image's user data (a class seat's holds the student's password hash) is dropped: Nova has it,
+    and a re-image asked again renders it anew."""
     row.refresh_from_db()
     refresh(row)
+    if "user_data" in row.params:
+        row.params = {k: v for k, v in row.params.items() if k != "user_data"}
+        CloudAction.objects.filter(pk=row.pk).update(params=row.params)
     return status_row_fail(row=row, error=error) if error else status_row_succeed(row=row)
 
 

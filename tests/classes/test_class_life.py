@@ -4,6 +4,7 @@ and unshelve seats at the right times under a frozen clock, and the metered cost
 week matches the preview; reminders and invitations are mailed; extending brings seats back."""
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from datetime import UTC
 from decimal import Decimal
@@ -21,7 +22,8 @@ from allocations.scopes import member_scope
 from classes import schedule, selectors, services
 from classes.models import ClassTemplate, Course, Seat
 from instances.models import CloudAction, Instance, LaunchRequest
-from instances.services.actions import action_scope
+from instances.services.actions import action_run, action_scope
+from portal.cloud import compute
 from portal.cloud.usage import ServerAction, ServerUsage
 from tests.classes.test_classes import make_class
 from tests.factories import UserFactory
@@ -106,6 +108,15 @@ def test_re_image_rebuilds_ticked_seats_from_the_template_with_their_own_user_da
         assert row.action == "rebuild" and row.params["image_id"] == "img-ubuntu"
         assert yaml.safe_load(row.params["user_data"])["users"][1]["name"] == seat.username
     assert not CloudAction.objects.filter(target_id=second.server_id).exists()
+    # once the re-image is done, the portal no longer holds the student's password hash
+    rebuilt = []
+    made = cloud.add(first.server_name)  # the seat's server in the (faked) cloud
+    cloud.servers[first.server_id] = dataclasses.replace(cloud.servers.pop(made.id), id=first.server_id)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compute, "server_rebuild", lambda **kw: rebuilt.append(kw["user_data"]))
+        row = action_run(action_id=CloudAction.objects.get(target_id=first.server_id).pk)
+    assert row.state == "succeeded", row.error
+    assert "passwd" in rebuilt[0] and "user_data" not in CloudAction.objects.get(pk=row.pk).params
 
 
 def test_deleting_a_seat_removes_it_from_the_class(cloud, allocation, user):

@@ -1,4 +1,5 @@
 """Instances against the real local cloud, a real Celery worker and the web UI (Django client)."""
+import base64
 import uuid
 
 import openstack
@@ -119,6 +120,19 @@ def test_every_action_changes_the_servers_real_state_in_nova(member_client, inst
             assert server.is_locked == (action == "lock")
         instance.refresh_from_db()
         assert instance.status == status  # the mirror follows at once
+    # re-image (how a class seat gets a clean disk): Nova rebuilds it with the new user data, and the
+    # portal's row no longer holds that user data once done
+    from instances.models import CloudAction
+    from instances.services import instance_act
+
+    user_data = "#cloud-config\nhostname: acted-again\n"
+    rebuilt = wait_final(instance_act(user=instance.launch_request.requested_by, instance=instance, action="rebuild",
+                                      params={"user_data": user_data}))
+    assert rebuilt.state == "succeeded", rebuilt.error
+    assert "user_data" not in CloudAction.objects.get(pk=rebuilt.pk).params
+    shown = connection_get().compute.get(f"/servers/{server_id}",
+                                         microversion="2.3").json()["server"]["OS-EXT-SRV-ATTR:user_data"]
+    assert base64.b64decode(shown).decode() == user_data and nova_server().status == "ACTIVE"
     # public IP
     assert act(member_client, instance, "floating_ip_assign").state == "succeeded"
     assert list(connection_get(project_id=pid).network.ips(project_id=pid))
